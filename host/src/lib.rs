@@ -1,0 +1,16 @@
+//! Host side of streamtopk: module load ([`Kernels`]), launch planning
+//! ([`plan`]), workspaces and typed launch wrappers ([`TopK`]), on `cust`.
+//!
+//! The PTX itself is built and embedded by the root crate `streamtopk`,
+//! which re-exports everything here.
+
+mod error;
+mod kernels;
+pub mod plan;
+mod topk;
+
+pub use error::{Error, Result};
+pub use kernels::{Kernels, Logit};
+pub use plan::Plan;
+pub use streamtopk_kernels::element::DType;
+pub use topk::{TopK, TopKConfig};

@@ -1,0 +1,270 @@
+//! The top-k operator: a planned, preallocated two-stage launch.
+
+use std::sync::Arc;
+
+use cust::event::Event;
+use cust::memory::{CopyDestination, DeviceBuffer, DeviceSlice};
+use cust::stream::Stream;
+use streamtopk_kernels::element::{DType, Element};
+use streamtopk_kernels::params::{Stage1Params, Stage2Params};
+
+use crate::error::{Error, Result};
+use crate::kernels::{Kernels, Logit};
+use crate::plan::{Plan, DEFAULT_TARGET_POOL, MAX_K, MAX_VOCAB, TARGET_POOL_ENV};
+
+/// Shape of the work a [`TopK`] is built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopKConfig {
+    /// Largest batch a call may pass (sizes the workspace).
+    pub max_batch: usize,
+    /// Row length.
+    pub vocab: usize,
+    /// Values kept per row.
+    pub k: usize,
+    /// Stage-2 pool the chunking aims for; `None`: `$STREAMTOPK_TARGET_POOL`, else 500.
+    pub target_pool: Option<usize>,
+}
+
+impl TopKConfig {
+    /// Config with the default target pool.
+    pub fn new(max_batch: usize, vocab: usize, k: usize) -> Self {
+        Self {
+            max_batch,
+            vocab,
+            k,
+            target_pool: None,
+        }
+    }
+}
+
+/// Exact top-k of `[batch, vocab]` logits, identical to `torch.topk`
+/// (values descending, ties by lower index, NaN largest).
+///
+/// Create once; each call then launches two kernels on the given stream with
+/// no allocation and no host synchronisation. The workspace is reused by
+/// every call: calls on different streams must be ordered by the caller (or
+/// use one `TopK` per stream).
+pub struct TopK {
+    kernels: Arc<Kernels>,
+    config: TopKConfig,
+    plan: Plan,
+    cand_keys: DeviceBuffer<u32>,
+    cand_idx: DeviceBuffer<u32>,
+}
+
+impl TopK {
+    /// Validate `config`, plan the launches and allocate the workspace.
+    pub fn new(kernels: &Arc<Kernels>, config: TopKConfig) -> Result<TopK> {
+        let TopKConfig {
+            max_batch,
+            vocab,
+            k,
+            ..
+        } = config;
+        if max_batch == 0 {
+            return Err(Error::BatchZero);
+        }
+        if vocab == 0 {
+            return Err(Error::VocabZero);
+        }
+        if vocab > MAX_VOCAB {
+            return Err(Error::VocabAboveLimit {
+                vocab,
+                max: MAX_VOCAB,
+            });
+        }
+        if k == 0 {
+            return Err(Error::KZero);
+        }
+        if k > vocab {
+            return Err(Error::KAboveVocab { k, vocab });
+        }
+        if k > MAX_K {
+            return Err(Error::KAboveLimit { k, max: MAX_K });
+        }
+        let target_pool = match config.target_pool {
+            Some(t) => t,
+            None => std::env::var(TARGET_POOL_ENV)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_TARGET_POOL),
+        };
+        if target_pool == 0 {
+            return Err(Error::TargetPoolZero);
+        }
+        let plan = Plan::new(
+            vocab as u32,
+            k as u32,
+            target_pool.min(u32::MAX as usize) as u32,
+        );
+        kernels.make_current()?;
+        let slots = max_batch * plan.pool as usize;
+        // SAFETY: u32 has no invalid bit patterns; stage 1 writes every slot
+        // stage 2 reads before it reads it.
+        let (cand_keys, cand_idx) = unsafe {
+            (
+                DeviceBuffer::uninitialized(slots)?,
+                DeviceBuffer::uninitialized(slots)?,
+            )
+        };
+        Ok(TopK {
+            kernels: kernels.clone(),
+            config,
+            plan,
+            cand_keys,
+            cand_idx,
+        })
+    }
+
+    /// The launch plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The configuration this was built with.
+    pub fn config(&self) -> &TopKConfig {
+        &self.config
+    }
+
+    /// Check a call's shapes against the config.
+    fn check(&self, batch: usize, logits: usize, values: usize, indices: usize) -> Result<()> {
+        if batch == 0 {
+            return Err(Error::BatchZero);
+        }
+        if batch > self.config.max_batch {
+            return Err(Error::BatchAboveMax {
+                batch,
+                max: self.config.max_batch,
+            });
+        }
+        let (vocab, k) = (self.config.vocab, self.config.k);
+        for (what, expected, got) in [
+            ("logits", batch * vocab, logits),
+            ("values", batch * k, values),
+            ("indices", batch * k, indices),
+        ] {
+            if expected != got {
+                return Err(Error::LengthMismatch {
+                    what,
+                    expected,
+                    got,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Top-k of `logits` (`[batch, vocab]`, row-major) into `values` and
+    /// `indices` (`[batch, k]`), enqueued on `stream`.
+    pub fn run<T: Logit>(
+        &mut self,
+        stream: &Stream,
+        logits: &DeviceSlice<T>,
+        batch: usize,
+        values: &mut DeviceSlice<f32>,
+        indices: &mut DeviceSlice<u32>,
+    ) -> Result<()> {
+        self.enqueue(stream, logits, batch, values, indices, None)
+    }
+
+    /// As [`TopK::run`], recording `marks[0]` before stage 1, `marks[1]`
+    /// between the stages and `marks[2]` after stage 2 (per-stage timing).
+    pub fn run_marked<T: Logit>(
+        &mut self,
+        stream: &Stream,
+        logits: &DeviceSlice<T>,
+        batch: usize,
+        values: &mut DeviceSlice<f32>,
+        indices: &mut DeviceSlice<u32>,
+        marks: [&Event; 3],
+    ) -> Result<()> {
+        self.enqueue(stream, logits, batch, values, indices, Some(marks))
+    }
+
+    fn enqueue<T: Logit>(
+        &mut self,
+        stream: &Stream,
+        logits: &DeviceSlice<T>,
+        batch: usize,
+        values: &mut DeviceSlice<f32>,
+        indices: &mut DeviceSlice<u32>,
+        marks: Option<[&Event; 3]>,
+    ) -> Result<()> {
+        self.check(batch, logits.len(), values.len(), indices.len())?;
+        self.kernels.make_current()?;
+        let plan = self.plan;
+        let dtype: DType = T::Kernel::DTYPE;
+        let p1 = Stage1Params {
+            input: logits.as_device_ptr().as_raw(),
+            cand_keys: self.cand_keys.as_device_ptr().as_raw(),
+            cand_idx: self.cand_idx.as_device_ptr().as_raw(),
+            vocab: plan.vocab,
+            chunk_len: plan.chunk_len,
+            k: plan.k,
+            pool: plan.pool,
+        };
+        let p2 = Stage2Params {
+            cand_keys: p1.cand_keys,
+            cand_idx: p1.cand_idx,
+            values: values.as_device_ptr().as_raw(),
+            indices: indices.as_device_ptr().as_raw(),
+            pool: plan.pool,
+            k: plan.k,
+        };
+        let batch = batch as u32;
+        let mark = |i: usize| marks.map_or(Ok(()), |m| m[i].record(stream));
+        mark(0)?;
+        // SAFETY: `check` matched every length to the plan; the workspace
+        // holds max_batch * pool >= batch * pool slots; `&mut self` keeps
+        // other calls on this workspace out until these are enqueued, and
+        // stream order puts stage 2 after stage 1.
+        unsafe {
+            self.kernels.stage1(
+                dtype,
+                plan.chunks,
+                batch,
+                plan.stage1_threads,
+                plan.stage1_smem,
+                stream,
+                &p1,
+            )?
+        };
+        mark(1)?;
+        // SAFETY: as above.
+        unsafe {
+            self.kernels.stage2(
+                dtype,
+                batch,
+                plan.stage2_threads,
+                plan.stage2_smem,
+                stream,
+                &p2,
+            )?
+        };
+        mark(2)?;
+        Ok(())
+    }
+
+    /// Convenience: copy `logits` from the host, run, and copy the results
+    /// back (allocates; synchronises `stream`).
+    pub fn run_host<T: Logit>(
+        &mut self,
+        stream: &Stream,
+        logits: &[T],
+        batch: usize,
+    ) -> Result<(Vec<f32>, Vec<u32>)> {
+        let k = self.config.k;
+        self.check(batch, logits.len(), batch * k, batch * k)?;
+        self.kernels.make_current()?;
+        let input = DeviceBuffer::from_slice(logits)?;
+        let mut values = DeviceBuffer::<f32>::zeroed(batch * k)?;
+        let mut indices = DeviceBuffer::<u32>::zeroed(batch * k)?;
+        self.run(stream, &input, batch, &mut values, &mut indices)?;
+        stream.synchronize()?;
+        let mut v = vec![0f32; batch * k];
+        let mut i = vec![0u32; batch * k];
+        values.copy_to(&mut v[..])?;
+        indices.copy_to(&mut i[..])?;
+        Ok((v, i))
+    }
+}

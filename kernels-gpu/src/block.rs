@@ -1,0 +1,272 @@
+//! Block-wide primitives: the radix select of the k-th largest key and the
+//! ordered compaction of the selected elements.
+//!
+//! Both work on `n` keys reached through a [`Keys`] source (shared or global
+//! memory) and need the block's scratch header ([`crate::params::smem`]).
+//! Every thread of the block must call them (they contain barriers); the
+//! block has `MIN_THREADS..=MAX_THREADS` threads, a multiple of 32.
+
+use crate::device::{
+    ballot, block_dim, lane, lanemask_lt, match_any, shfl_up, shfl_xor, sync_threads, thread_idx,
+    warp, Shared,
+};
+use crate::params::{smem, RADIX_BINS, RADIX_BITS};
+
+/// Random access to the `n` keys a block selects from.
+pub trait Keys: Copy {
+    /// Key at position `i < n`.
+    fn key(self, i: u32) -> u32;
+}
+
+impl Keys for Shared<u32> {
+    #[inline(always)]
+    fn key(self, i: u32) -> u32 {
+        self.get(i)
+    }
+}
+
+/// The block's scratch header in dynamic shared memory.
+#[derive(Clone, Copy)]
+pub struct Scratch {
+    words: Shared<u32>,
+}
+
+/// Broadcast words in `smem::CONTROL`.
+const DIGIT: u32 = smem::CONTROL;
+const REMAINING: u32 = smem::CONTROL + 1;
+const DONE: u32 = smem::CONTROL + 2;
+
+impl Scratch {
+    /// The header at the start of dynamic shared memory.
+    #[inline(always)]
+    pub fn new() -> Self {
+        Self {
+            words: Shared::dynamic(0),
+        }
+    }
+
+    /// Zero the histogram. Followed by a barrier before any `count`.
+    #[inline(always)]
+    pub fn clear_histogram(self) {
+        let mut b = thread_idx();
+        while b < RADIX_BINS {
+            self.words.set(smem::HIST + b, 0);
+            b += block_dim();
+        }
+    }
+
+    /// Add `key` to the histogram of the radix pass at `shift` if it matches
+    /// `prefix` under `mask`. Lanes with equal bins are merged into one atomic.
+    /// Every lane of the warp must call it (`active = false` for none).
+    #[inline(always)]
+    pub fn count(self, key: u32, active: bool, mask: u32, prefix: u32, shift: u32) {
+        let counted = active && key & mask == prefix;
+        // Lanes that count nothing get a bin no counting lane has.
+        let bin = if counted {
+            (key >> shift) & (RADIX_BINS - 1)
+        } else {
+            RADIX_BINS
+        };
+        let peers = match_any(bin);
+        if counted && lanemask_lt() & peers == 0 {
+            self.words.atomic_add(smem::HIST + bin, peers.count_ones());
+        }
+    }
+}
+
+/// Which elements a block select keeps: every key whose masked value is above
+/// `prefix`, and the first `take_equal` (in position order) whose masked value
+/// equals it.
+#[derive(Clone, Copy)]
+pub struct Selection {
+    pub mask: u32,
+    pub prefix: u32,
+    pub take_equal: u32,
+}
+
+/// Inclusive sum over the first `RADIX_BINS` threads (others pass 0 and get
+/// garbage). Contains barriers.
+#[inline(always)]
+fn scan_bins(scratch: Scratch, v: u32) -> u32 {
+    let mut x = v;
+    let mut d = 1;
+    while d < 32 {
+        let y = shfl_up(x, d);
+        if lane() >= d {
+            x += y;
+        }
+        d <<= 1;
+    }
+    if lane() == 31 && thread_idx() < RADIX_BINS {
+        scratch.words.set(smem::SCAN + warp(), x);
+    }
+    sync_threads();
+    let mut w = 0;
+    while w < warp() && thread_idx() < RADIX_BINS {
+        x += scratch.words.get(smem::SCAN + w);
+        w += 1;
+    }
+    x
+}
+
+/// Radix select: the [`Selection`] of the `k` largest of `n` keys.
+///
+/// On entry the histogram holds the counts of the top digit (pass at
+/// `shift = 24`, mask 0) of all `n` keys, and a barrier has passed since.
+/// `key_bits` is 16 or 32. Ties at the k-th key go to the lowest positions.
+#[inline(always)]
+pub fn radix_select<K: Keys>(
+    scratch: Scratch,
+    keys: K,
+    n: u32,
+    k: u32,
+    key_bits: u32,
+) -> Selection {
+    if n <= k {
+        return Selection {
+            mask: 0,
+            prefix: 0,
+            take_equal: n,
+        };
+    }
+    let tid = thread_idx();
+    let mut mask = 0u32;
+    let mut prefix = 0u32;
+    let mut remaining = k;
+    let mut shift = 32 - RADIX_BITS;
+    loop {
+        // Thread t holds bin 255 - t: scanning from the top bin downwards.
+        let bin = RADIX_BINS - 1 - tid;
+        let count = if tid < RADIX_BINS {
+            scratch.words.get(smem::HIST + bin)
+        } else {
+            0
+        };
+        let above_incl = scan_bins(scratch, count);
+        let above_excl = above_incl - count;
+        if tid < RADIX_BINS && above_excl < remaining && remaining <= above_incl {
+            scratch.words.set(DIGIT, bin);
+            scratch.words.set(REMAINING, remaining - above_excl);
+            scratch
+                .words
+                .set(DONE, (count == remaining - above_excl) as u32);
+        }
+        sync_threads();
+        let digit = scratch.words.get(DIGIT);
+        remaining = scratch.words.get(REMAINING);
+        let done = scratch.words.get(DONE) != 0;
+        prefix |= digit << shift;
+        mask |= (RADIX_BINS - 1) << shift;
+        if done || shift == 32 - key_bits {
+            return Selection {
+                mask,
+                prefix,
+                take_equal: remaining,
+            };
+        }
+        shift -= RADIX_BITS;
+        // Everyone has read the histogram and the control words: recount.
+        scratch.clear_histogram();
+        sync_threads();
+        let mut i = tid;
+        let end = n.next_multiple_of(32);
+        while i < end {
+            let active = i < n;
+            let key = if active { keys.key(i) } else { 0 };
+            scratch.count(key, active, mask, prefix, shift);
+            i += block_dim();
+        }
+        sync_threads();
+    }
+}
+
+/// Sum of `v` over the warp.
+#[inline(always)]
+fn warp_sum(v: u32) -> u32 {
+    let mut x = v;
+    let mut m = 16;
+    while m > 0 {
+        x += shfl_xor(x, m);
+        m >>= 1;
+    }
+    x
+}
+
+/// Ordered compaction: calls `emit(position, slot, key)` for every selected
+/// key, where `slot` is the number of selected keys at lower positions (so
+/// slots run `0..min(k, n)` in position order). Contains barriers.
+#[inline(always)]
+pub fn compact<K: Keys, F: FnMut(u32, u32, u32)>(
+    scratch: Scratch,
+    keys: K,
+    n: u32,
+    sel: Selection,
+    mut emit: F,
+) {
+    let warps = block_dim() / 32;
+    // Warp w owns positions [w * seg, (w + 1) * seg), walked 32 at a time.
+    let seg = n.div_ceil(warps).next_multiple_of(32);
+    let begin = warp() * seg;
+    let end = if begin + seg < n { begin + seg } else { n };
+    let classify = |i: u32| -> (bool, bool, u32) {
+        if i < end {
+            let key = keys.key(i);
+            let m = key & sel.mask;
+            (m > sel.prefix, m == sel.prefix, key)
+        } else {
+            (false, false, 0)
+        }
+    };
+
+    // Pass 1: per-warp counts of keys above and equal to the threshold.
+    let (mut above, mut equal) = (0u32, 0u32);
+    let mut base = begin;
+    while base < end {
+        let (gt, eq, _) = classify(base + lane());
+        above += ballot(gt).count_ones();
+        equal += ballot(eq).count_ones();
+        base += 32;
+    }
+    if lane() == 0 {
+        scratch.words.set(smem::COMPACT + 2 * warp(), above);
+        scratch.words.set(smem::COMPACT + 2 * warp() + 1, equal);
+    }
+    sync_threads();
+
+    // Counts of the warps before this one.
+    let before = lane() < warp();
+    let mut above = warp_sum(if before {
+        scratch.words.get(smem::COMPACT + 2 * lane())
+    } else {
+        0
+    });
+    let mut equal = warp_sum(if before {
+        scratch.words.get(smem::COMPACT + 2 * lane() + 1)
+    } else {
+        0
+    });
+
+    // Pass 2: emit in position order.
+    let lower = lanemask_lt();
+    let mut base = begin;
+    while base < end {
+        let i = base + lane();
+        let (gt, eq, key) = classify(i);
+        let gt_mask = ballot(gt);
+        let eq_mask = ballot(eq);
+        let equal_before = equal + (eq_mask & lower).count_ones();
+        if gt || (eq && equal_before < sel.take_equal) {
+            let taken_equal = if equal_before < sel.take_equal {
+                equal_before
+            } else {
+                sel.take_equal
+            };
+            emit(i, above + (gt_mask & lower).count_ones() + taken_equal, key);
+        }
+        above += gt_mask.count_ones();
+        equal += eq_mask.count_ones();
+        base += 32;
+    }
+    // The scratch words may be reused after this barrier.
+    sync_threads();
+}

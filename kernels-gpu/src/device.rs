@@ -1,0 +1,255 @@
+//! The device layer: the only place in the kernels with `unsafe`.
+//!
+//! Thread/block indices, barriers, warp votes and shuffles, dynamic shared
+//! memory, read-only global loads and shared-memory atomics, each a thin
+//! wrapper over one PTX instruction.
+
+use core::arch::asm;
+use core::arch::nvptx;
+
+/// Index of this thread in its block (x).
+#[inline(always)]
+pub fn thread_idx() -> u32 {
+    // SAFETY: reads a special register.
+    unsafe { nvptx::_thread_idx_x() }
+}
+
+/// Threads in this block (x).
+#[inline(always)]
+pub fn block_dim() -> u32 {
+    // SAFETY: reads a special register.
+    unsafe { nvptx::_block_dim_x() }
+}
+
+/// Block index (x).
+#[inline(always)]
+pub fn block_idx_x() -> u32 {
+    // SAFETY: reads a special register.
+    unsafe { nvptx::_block_idx_x() }
+}
+
+/// Block index (y).
+#[inline(always)]
+pub fn block_idx_y() -> u32 {
+    // SAFETY: reads a special register.
+    unsafe { nvptx::_block_idx_y() }
+}
+
+/// Lane of this thread in its warp.
+#[inline(always)]
+pub fn lane() -> u32 {
+    thread_idx() & 31
+}
+
+/// Warp of this thread in its block.
+#[inline(always)]
+pub fn warp() -> u32 {
+    thread_idx() >> 5
+}
+
+/// Block-wide barrier (`bar.sync 0`); also orders shared-memory accesses.
+#[inline(always)]
+pub fn sync_threads() {
+    // SAFETY: every kernel here reaches its barriers with all threads of the block.
+    unsafe { nvptx::_syncthreads() }
+}
+
+/// Abort the kernel.
+#[inline(always)]
+pub fn trap() -> ! {
+    // SAFETY: `trap` ends the thread; there is nothing to uphold.
+    unsafe { nvptx::trap() }
+}
+
+/// Bit `i` set when lane `i` of the (fully active) warp passed `pred`.
+#[inline(always)]
+pub fn ballot(pred: bool) -> u32 {
+    let r: u32;
+    // SAFETY: all 32 lanes execute every ballot in this crate (mask 0xffffffff).
+    unsafe {
+        asm!(
+            "{{ .reg .pred p; setp.ne.u32 p, {x}, 0; vote.sync.ballot.b32 {r}, p, 0xffffffff; }}",
+            x = in(reg32) pred as u32,
+            r = out(reg32) r,
+            options(nomem, nostack),
+        );
+    }
+    r
+}
+
+/// Lanes of the warp that hold the same `value` as this one.
+#[inline(always)]
+pub fn match_any(value: u32) -> u32 {
+    let r: u32;
+    // SAFETY: as `ballot`, all lanes take part.
+    unsafe {
+        asm!("match.any.sync.b32 {r}, {v}, 0xffffffff;", r = out(reg32) r, v = in(reg32) value, options(nomem, nostack));
+    }
+    r
+}
+
+/// Value of `v` in lane `lane - delta` (own value for lanes below `delta`).
+#[inline(always)]
+pub fn shfl_up(v: u32, delta: u32) -> u32 {
+    let r: u32;
+    // SAFETY: as `ballot`, all lanes take part.
+    unsafe {
+        asm!("shfl.sync.up.b32 {r}, {v}, {d}, 0, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, d = in(reg32) delta, options(nomem, nostack));
+    }
+    r
+}
+
+/// Value of `v` in lane `lane ^ mask`.
+#[inline(always)]
+pub fn shfl_xor(v: u32, mask: u32) -> u32 {
+    let r: u32;
+    // SAFETY: as `ballot`, all lanes take part.
+    unsafe {
+        asm!("shfl.sync.bfly.b32 {r}, {v}, {m}, 31, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, m = in(reg32) mask, options(nomem, nostack));
+    }
+    r
+}
+
+/// Mask of the lanes below this one.
+#[inline(always)]
+pub fn lanemask_lt() -> u32 {
+    let r: u32;
+    // SAFETY: reads a special register.
+    unsafe {
+        asm!("mov.u32 {r}, %lanemask_lt;", r = out(reg32) r, options(pure, nomem, nostack));
+    }
+    r
+}
+
+/// Read-only view of device memory (`ld.global.nc`), indexed in `T`s.
+#[derive(Clone, Copy)]
+pub struct Global<T> {
+    ptr: *const T,
+}
+
+impl<T: Copy> Global<T> {
+    /// View of the allocation at device address `addr`.
+    ///
+    /// The host launch wrapper guarantees that every index a kernel reads is
+    /// inside the buffer it passed and that the buffer is not written during
+    /// the launch.
+    #[inline(always)]
+    pub fn new(addr: u64) -> Self {
+        Self {
+            ptr: addr as *const T,
+        }
+    }
+
+    /// The view shifted by `offset` elements.
+    #[inline(always)]
+    pub fn offset(self, offset: u64) -> Self {
+        Self {
+            ptr: self.ptr.wrapping_add(offset as usize),
+        }
+    }
+
+    /// Device address of element `i`.
+    #[inline(always)]
+    pub fn addr(self, i: u32) -> u64 {
+        self.ptr.wrapping_add(i as usize) as u64
+    }
+
+    /// Element `i`.
+    #[inline(always)]
+    pub fn get(self, i: u32) -> T {
+        // SAFETY: in bounds by the launch contract (see `new`).
+        unsafe { self.ptr.add(i as usize).read() }
+    }
+}
+
+/// 16 bytes from the 16-byte-aligned device address `addr`, through the
+/// non-coherent (read-only) path.
+#[inline(always)]
+pub fn load_nc_v4(addr: u64) -> [u32; 4] {
+    let (a, b, c, d): (u32, u32, u32, u32);
+    // SAFETY: callers pass aligned in-bounds addresses of read-only input.
+    unsafe {
+        asm!(
+            "ld.global.nc.v4.u32 {{{a}, {b}, {c}, {d}}}, [{p}];",
+            a = out(reg32) a, b = out(reg32) b, c = out(reg32) c, d = out(reg32) d,
+            p = in(reg64) addr,
+            options(pure, readonly, nostack),
+        );
+    }
+    [a, b, c, d]
+}
+
+/// Writable view of device memory, indexed in `T`s.
+#[derive(Clone, Copy)]
+pub struct GlobalMut<T> {
+    ptr: *mut T,
+}
+
+impl<T: Copy> GlobalMut<T> {
+    /// View of the allocation at device address `addr` (bounds as [`Global::new`]).
+    #[inline(always)]
+    pub fn new(addr: u64) -> Self {
+        Self {
+            ptr: addr as *mut T,
+        }
+    }
+
+    /// Store `v` at element `i`.
+    #[inline(always)]
+    pub fn set(self, i: u64, v: T) {
+        // SAFETY: in bounds by the launch contract; each index is written by one thread.
+        unsafe { self.ptr.add(i as usize).write(v) }
+    }
+}
+
+/// The block's dynamic shared memory, as an array of `T`.
+#[derive(Clone, Copy)]
+pub struct Shared<T> {
+    ptr: *mut T,
+}
+
+impl<T: Copy> Shared<T> {
+    /// The dynamic shared memory, starting `byte_offset` bytes in.
+    ///
+    /// The launch wrapper sizes the dynamic shared memory from the same
+    /// layout functions (`params`) the kernels use, so every index below is
+    /// inside it.
+    #[inline(always)]
+    pub fn dynamic(byte_offset: u32) -> Self {
+        let base = core::intrinsics::gpu::gpu_launch_sized_workgroup_mem::<u64>() as *mut u8;
+        Self {
+            ptr: base.wrapping_add(byte_offset as usize) as *mut T,
+        }
+    }
+
+    /// Element `i`.
+    #[inline(always)]
+    pub fn get(self, i: u32) -> T {
+        // SAFETY: in bounds (see `dynamic`); accesses of different threads are
+        // separated by barriers, which the compiler treats as memory clobbers.
+        unsafe { self.ptr.add(i as usize).read() }
+    }
+
+    /// Store `v` at element `i`.
+    #[inline(always)]
+    pub fn set(self, i: u32, v: T) {
+        // SAFETY: in bounds (see `dynamic`); accesses of different threads are
+        // separated by barriers, which the compiler treats as memory clobbers.
+        unsafe { self.ptr.add(i as usize).write(v) }
+    }
+}
+
+impl Shared<u32> {
+    /// `self[i] += v` atomically (`red.shared.add.u32`).
+    #[inline(always)]
+    pub fn atomic_add(self, i: u32, v: u32) {
+        let p = self.ptr.wrapping_add(i as usize);
+        // SAFETY: `p` points into this block's shared memory (see `dynamic`).
+        unsafe {
+            asm!(
+                "{{ .reg .u64 a; cvta.to.shared.u64 a, {p}; red.shared.add.u32 [a], {v}; }}",
+                p = in(reg64) p, v = in(reg32) v,
+            );
+        }
+    }
+}

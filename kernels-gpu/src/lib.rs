@@ -1,0 +1,37 @@
+//! Device crate of streamtopk.
+//!
+//! On every target it provides the ABI shared by host and device: key
+//! encodings ([`element`]) and launch parameters / shared-memory layouts
+//! ([`params`]). On `nvptx64` it also holds the device layer ([`device`]),
+//! the block-level primitives ([`block`]) and the kernels ([`stage1`],
+//! [`stage2`]).
+#![no_std]
+#![cfg_attr(
+    target_arch = "nvptx64",
+    feature(
+        abi_ptx,
+        stdarch_nvptx,
+        asm_experimental_arch,
+        core_intrinsics,
+        gpu_intrinsics,
+        gpu_launch_sized_workgroup_mem
+    )
+)]
+
+pub mod element;
+pub mod params;
+
+#[cfg(target_arch = "nvptx64")]
+pub mod block;
+#[cfg(target_arch = "nvptx64")]
+pub mod device;
+#[cfg(target_arch = "nvptx64")]
+pub mod stage1;
+#[cfg(target_arch = "nvptx64")]
+pub mod stage2;
+
+#[cfg(target_arch = "nvptx64")]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    device::trap()
+}

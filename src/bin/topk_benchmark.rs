@@ -1,0 +1,234 @@
+//! `topk_benchmark`: time streamtopk's top-k on one shape and print the seed
+//! benchmark's table row (GPU time from CUDA events after warm-up, and the
+//! end-to-end time of a plain host loop).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use cust::event::{Event, EventFlags};
+use cust::memory::{CopyDestination, DeviceBuffer};
+use cust::stream::{Stream, StreamFlags};
+use streamtopk::io::{self, Logits};
+use streamtopk::{reference, DType, Logit, TopK, TopKConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Benchmark streamtopk's exact top-k on one [batch, vocab] shape"
+)]
+struct Args {
+    /// Rows of logits (ignored with --input).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Row length (ignored with --input).
+    #[arg(long, default_value_t = 50304)]
+    vocab: usize,
+    /// Values kept per row.
+    #[arg(long = "top-k", default_value_t = 50)]
+    top_k: usize,
+    /// Element type of the generated logits (ignored with --input).
+    #[arg(long, default_value = "bfloat16", value_parser = ["bfloat16", "float16", "float32"])]
+    dtype: String,
+    /// Timed calls.
+    #[arg(long, default_value_t = 200)]
+    iters: usize,
+    /// Untimed calls before timing.
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
+    /// Seed of the generated standard-normal logits.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Read logits from this safetensors file (tensor "logits", [batch, vocab]).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Write "values" (f32) and "indices" (i64), [batch, k], to this safetensors file.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Stage-2 pool the chunking aims for (default: $STREAMTOPK_TARGET_POOL or 500).
+    #[arg(long)]
+    target_pool: Option<usize>,
+    /// Also check the result against the CPU reference.
+    #[arg(long)]
+    check: bool,
+    /// Print one JSON object instead of the table row.
+    #[arg(long)]
+    json: bool,
+    /// Also time each stage and print its share.
+    #[arg(long)]
+    profile: bool,
+}
+
+struct Timing {
+    gpu_ms: f64,
+    e2e_ms: f64,
+    stages_ms: Option<[f64; 2]>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("topk_benchmark: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let logits = match &args.input {
+        Some(path) => io::read_logits(path)?,
+        None => {
+            let dtype = io::parse_dtype(&args.dtype)?;
+            Logits::randn(dtype, args.batch, args.vocab, args.seed)
+        }
+    };
+    match &logits {
+        Logits::BF16 { data, batch, vocab } => bench(args, data, *batch, *vocab),
+        Logits::F16 { data, batch, vocab } => bench(args, data, *batch, *vocab),
+        Logits::F32 { data, batch, vocab } => bench(args, data, *batch, *vocab),
+    }
+}
+
+fn bench<T: Logit>(
+    args: &Args,
+    host: &[T],
+    batch: usize,
+    vocab: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let k = args.top_k;
+    let dtype: DType = <T::Kernel as streamtopk::kernels::element::Element>::DTYPE;
+    if args.iters == 0 {
+        return Err("--iters must be at least 1".into());
+    }
+    let kernels = streamtopk::load()?;
+    let stream = Stream::new(StreamFlags::NON_BLOCKING, None)?;
+    let config = TopKConfig {
+        max_batch: batch,
+        vocab,
+        k,
+        target_pool: args.target_pool,
+    };
+    let mut topk = TopK::new(&kernels, config)?;
+    let input = DeviceBuffer::from_slice(host)?;
+    let mut values = DeviceBuffer::<f32>::zeroed(batch * k)?;
+    let mut indices = DeviceBuffer::<u32>::zeroed(batch * k)?;
+
+    for _ in 0..args.warmup {
+        topk.run(&stream, &input, batch, &mut values, &mut indices)?;
+    }
+    stream.synchronize()?;
+
+    let (start, stop) = (
+        Event::new(EventFlags::DEFAULT)?,
+        Event::new(EventFlags::DEFAULT)?,
+    );
+    start.record(&stream)?;
+    for _ in 0..args.iters {
+        topk.run(&stream, &input, batch, &mut values, &mut indices)?;
+    }
+    stop.record(&stream)?;
+    stop.synchronize()?;
+    let gpu_ms = stop.elapsed_time_f32(&start)? as f64 / args.iters as f64;
+
+    let t0 = Instant::now();
+    for _ in 0..args.iters {
+        topk.run(&stream, &input, batch, &mut values, &mut indices)?;
+        stream.synchronize()?;
+    }
+    let e2e_ms = t0.elapsed().as_secs_f64() * 1e3 / args.iters as f64;
+
+    let stages_ms = if args.profile {
+        let marks = [
+            Event::new(EventFlags::DEFAULT)?,
+            Event::new(EventFlags::DEFAULT)?,
+            Event::new(EventFlags::DEFAULT)?,
+        ];
+        let mut sums = [0f64; 2];
+        for _ in 0..args.iters {
+            topk.run_marked(
+                &stream,
+                &input,
+                batch,
+                &mut values,
+                &mut indices,
+                [&marks[0], &marks[1], &marks[2]],
+            )?;
+            marks[2].synchronize()?;
+            sums[0] += marks[1].elapsed_time_f32(&marks[0])? as f64;
+            sums[1] += marks[2].elapsed_time_f32(&marks[1])? as f64;
+        }
+        Some(sums.map(|s| s / args.iters as f64))
+    } else {
+        None
+    };
+
+    stream.synchronize()?;
+    let mut v = vec![0f32; batch * k];
+    let mut ix = vec![0u32; batch * k];
+    values.copy_to(&mut v[..])?;
+    indices.copy_to(&mut ix[..])?;
+    let checked = if args.check {
+        let (rv, ri) = reference::topk(host, batch, vocab, k);
+        Some(reference::first_mismatch(&v, &ix, &rv, &ri).is_none())
+    } else {
+        None
+    };
+    if let Some(path) = &args.output {
+        io::write_topk(path, &v, &ix, batch, k)?;
+    }
+
+    let timing = Timing {
+        gpu_ms,
+        e2e_ms,
+        stages_ms,
+    };
+    let plan = topk.plan();
+    if args.json {
+        let mut obj = serde_json::json!({
+            "batch": batch, "vocab": vocab, "k": k, "dtype": dtype.torch_name(),
+            "iters": args.iters, "gpu_ms": timing.gpu_ms, "e2e_ms": timing.e2e_ms,
+            "chunks": plan.chunks, "chunk_len": plan.chunk_len, "pool": plan.pool,
+        });
+        if let Some([s1, s2]) = timing.stages_ms {
+            obj["stage1_ms"] = s1.into();
+            obj["stage2_ms"] = s2.into();
+        }
+        if let Some(ok) = checked {
+            obj["matches_reference"] = ok.into();
+        }
+        println!("{obj}");
+    } else {
+        println!("| Batch | Vocab | Top-k | dtype | streamtopk GPU (ms) | streamtopk end-to-end (ms) | chunks x len | pool |");
+        println!("|-------|-------|-------|-------|---------------------|----------------------------|--------------|------|");
+        println!(
+            "| {batch} | {} | {k} | {} | {:.4} | {:.4} | {} x {} | {} |",
+            io::thousands(vocab),
+            dtype.torch_name(),
+            timing.gpu_ms,
+            timing.e2e_ms,
+            plan.chunks,
+            plan.chunk_len,
+            plan.pool
+        );
+        if let Some([s1, s2]) = timing.stages_ms {
+            let total = s1 + s2;
+            println!();
+            println!("| Top-k | Total GPU time (ms/call) | Stage-1 kernel (ms) | Stage-2 kernel (ms) | Stage-2 share |");
+            println!("|-------|--------------------------|---------------------|---------------------|---------------|");
+            println!(
+                "| {k} | {total:.4} | {s1:.4} | {s2:.4} | {:.0}% |",
+                100.0 * s2 / total
+            );
+        }
+        if let Some(ok) = checked {
+            println!("matches CPU reference: {ok}");
+        }
+    }
+    if checked == Some(false) {
+        return Err("result differs from the CPU reference".into());
+    }
+    Ok(())
+}
