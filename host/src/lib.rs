@@ -10,7 +10,7 @@ pub mod plan;
 mod topk;
 
 pub use error::{Error, Result};
-pub use kernels::{Kernels, Logit};
+pub use kernels::{Kernels, Logit, KERNEL_NAMES};
 pub use plan::Plan;
 pub use streamtopk_kernels::element::DType;
 pub use topk::{TopK, TopKConfig};

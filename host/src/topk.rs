@@ -35,6 +35,41 @@ impl TopKConfig {
             target_pool: None,
         }
     }
+
+    /// Validate the config and plan its launches (no GPU needed).
+    pub fn plan(&self) -> Result<Plan> {
+        let TopKConfig { max_batch, vocab, k, .. } = *self;
+        if max_batch == 0 {
+            return Err(Error::BatchZero);
+        }
+        if vocab == 0 {
+            return Err(Error::VocabZero);
+        }
+        if vocab > MAX_VOCAB {
+            return Err(Error::VocabAboveLimit { vocab, max: MAX_VOCAB });
+        }
+        if k == 0 {
+            return Err(Error::KZero);
+        }
+        if k > vocab {
+            return Err(Error::KAboveVocab { k, vocab });
+        }
+        if k > MAX_K {
+            return Err(Error::KAboveLimit { k, max: MAX_K });
+        }
+        let target_pool = match self.target_pool {
+            Some(t) => t,
+            None => std::env::var(TARGET_POOL_ENV)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_TARGET_POOL),
+        };
+        if target_pool == 0 {
+            return Err(Error::TargetPoolZero);
+        }
+        let target_pool = target_pool.min(u32::MAX as usize) as u32;
+        Ok(Plan::new(vocab as u32, k as u32, target_pool))
+    }
 }
 
 /// Exact top-k of `[batch, vocab]` logits, identical to `torch.topk`
@@ -55,48 +90,8 @@ pub struct TopK {
 impl TopK {
     /// Validate `config`, plan the launches and allocate the workspace.
     pub fn new(kernels: &Arc<Kernels>, config: TopKConfig) -> Result<TopK> {
-        let TopKConfig {
-            max_batch,
-            vocab,
-            k,
-            ..
-        } = config;
-        if max_batch == 0 {
-            return Err(Error::BatchZero);
-        }
-        if vocab == 0 {
-            return Err(Error::VocabZero);
-        }
-        if vocab > MAX_VOCAB {
-            return Err(Error::VocabAboveLimit {
-                vocab,
-                max: MAX_VOCAB,
-            });
-        }
-        if k == 0 {
-            return Err(Error::KZero);
-        }
-        if k > vocab {
-            return Err(Error::KAboveVocab { k, vocab });
-        }
-        if k > MAX_K {
-            return Err(Error::KAboveLimit { k, max: MAX_K });
-        }
-        let target_pool = match config.target_pool {
-            Some(t) => t,
-            None => std::env::var(TARGET_POOL_ENV)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(DEFAULT_TARGET_POOL),
-        };
-        if target_pool == 0 {
-            return Err(Error::TargetPoolZero);
-        }
-        let plan = Plan::new(
-            vocab as u32,
-            k as u32,
-            target_pool.min(u32::MAX as usize) as u32,
-        );
+        let plan = config.plan()?;
+        let max_batch = config.max_batch;
         kernels.make_current()?;
         let slots = max_batch * plan.pool as usize;
         // SAFETY: u32 has no invalid bit patterns; stage 1 writes every slot

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Side-by-side: torch.topk and streamtopk on the same logits, on this GPU.
+
+For each shape: logits = torch.randn(batch, vocab, generator seeded 0) in the
+chosen dtype; torch.topk is timed as an eager loop (per call, synchronised,
+like the seed benchmark) and as CUDA-graph replay (GPU time); topk_benchmark
+reads the same logits from a safetensors file, times itself (CUDA events for
+GPU time, a synchronised loop for end-to-end) and writes its values/indices,
+which are compared with torch's. Prints the seed's table with both columns.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+from safetensors.torch import load_file, save_file
+
+ROWS = [
+    (1, 50304, 50), (1, 50304, 100), (1, 50304, 200), (4, 50304, 50),
+    (16, 50304, 50), (32, 50304, 50), (32, 50304, 200),
+    (64, 151936, 1024), (256, 262144, 50),
+]
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def time_torch(x, k, iters):
+    for _ in range(10):
+        torch.topk(x, k)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        torch.topk(x, k)
+        torch.cuda.synchronize()
+    eager_ms = (time.perf_counter() - t0) * 1e3 / iters
+
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            torch.topk(x, k)
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        torch.topk(x, k)
+    for _ in range(10):
+        g.replay()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        g.replay()
+    stop.record()
+    torch.cuda.synchronize()
+    graph_ms = start.elapsed_time(stop) / iters
+    return eager_ms, graph_ms
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default="target/release/topk_benchmark", help="path of topk_benchmark")
+    ap.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES))
+    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--rows", default="", help="'B,V,K;B,V,K' instead of the default matrix")
+    ap.add_argument("--json-out", default="", help="also write every row as JSON lines here")
+    args = ap.parse_args()
+    rows = [tuple(int(x) for x in r.split(",")) for r in args.rows.split(";")] if args.rows else ROWS
+    dtype = DTYPES[args.dtype]
+    dev = torch.cuda.get_device_name()
+    print(f"# device: {dev}; torch {torch.__version__}; dtype {args.dtype}; iters {args.iters}", flush=True)
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (b, v, k) in enumerate(rows):
+            print(f"# [{i + 1}/{len(rows)}] batch={b} vocab={v} k={k}", file=sys.stderr, flush=True)
+            gen = torch.Generator(device="cuda").manual_seed(0)
+            x = torch.randn(b, v, generator=gen, device="cuda", dtype=dtype)
+            inp, out = os.path.join(tmp, "logits.safetensors"), os.path.join(tmp, "topk.safetensors")
+            save_file({"logits": x.cpu().contiguous()}, inp)
+            eager_ms, graph_ms = time_torch(x, k, args.iters)
+            tv, ti = torch.topk(x, k)
+            proc = subprocess.run(
+                [args.bin, "--input", inp, "--output", out, "--top-k", str(k), "--iters", str(args.iters), "--json", "--profile"],
+                capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(proc.stdout, proc.stderr, file=sys.stderr)
+                raise SystemExit(f"topk_benchmark failed on batch={b} vocab={v} k={k}")
+            ours = json.loads(proc.stdout.strip().splitlines()[-1])
+            res = load_file(out)
+            ov, oi = res["values"].cuda(), res["indices"].cuda()
+            diff = (ov - tv.float()).abs()
+            both_nan = torch.isnan(ov) & torch.isnan(tv.float())
+            max_diff = float(torch.where(both_nan, torch.zeros_like(diff), diff).max())
+            idx_equal = bool(torch.equal(oi, ti))
+            gbps = b * v * x.element_size() / (ours["gpu_ms"] * 1e-3) / 1e9
+            row = dict(batch=b, vocab=v, k=k, dtype=args.dtype, torch_eager_ms=eager_ms, torch_graph_ms=graph_ms,
+                       ours_e2e_ms=ours["e2e_ms"], ours_gpu_ms=ours["gpu_ms"], stage1_ms=ours.get("stage1_ms"),
+                       stage2_ms=ours.get("stage2_ms"), max_diff=max_diff, indices_equal=idx_equal, gbps=gbps,
+                       chunks=ours["chunks"], pool=ours["pool"])
+            results.append(row)
+            if args.json_out:
+                with open(args.json_out, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+
+    print()
+    print("| Batch | Vocab | Top-k | dtype | torch eager (ms) | torch graph GPU (ms) | streamtopk end-to-end (ms) | streamtopk GPU (ms) | Speedup GPU (torch graph / ours) | Speedup end-to-end (torch eager / ours) | stage-2 share | read GB/s | max \\|diff\\| | indices equal |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        share = r["stage2_ms"] / (r["stage1_ms"] + r["stage2_ms"]) if r["stage1_ms"] else float("nan")
+        print(f"| {r['batch']} | {r['vocab']:,} | {r['k']} | {r['dtype']} | {r['torch_eager_ms']:.4f} | {r['torch_graph_ms']:.4f} | "
+              f"{r['ours_e2e_ms']:.4f} | {r['ours_gpu_ms']:.4f} | {r['torch_graph_ms'] / r['ours_gpu_ms']:.2f}x | "
+              f"{r['torch_eager_ms'] / r['ours_e2e_ms']:.2f}x | {100 * share:.0f}% | {r['gbps']:.0f} | {r['max_diff']:.3e} | {r['indices_equal']} |")
+    bad = [r for r in results if r["max_diff"] != 0 or not r["indices_equal"]]
+    slower = [r for r in results if r["ours_gpu_ms"] >= r["torch_graph_ms"]]
+    print(f"\nexact rows: {len(results) - len(bad)}/{len(results)}; faster than torch (GPU): {len(results) - len(slower)}/{len(results)}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One script for the GPU machine.
+#   bench/gpu.sh bundle   (here, no GPU needed) build the release test binaries
+#                         and topk_benchmark into .dist/
+#   bench/gpu.sh run      (on the GPU machine, from the repository root, with
+#                         .dist carried) run every GPU test (--include-ignored)
+#                         and the torch comparison; logs go to $OUT if set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+case "${1:-}" in
+bundle)
+    rm -rf .dist && mkdir -p .dist/tests
+    cargo build --release --bin topk_benchmark
+    cp target/release/topk_benchmark .dist/
+    cargo test --release --no-run --message-format=json 2>/dev/null |
+        python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["executable"])' | while read -r exe; do cp "$exe" .dist/tests/; done
+    ls -la .dist .dist/tests
+    ;;
+run)
+    out=${OUT:-/tmp/streamtopk-out}
+    mkdir -p "$out"
+    nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$out/gpu.txt"
+    status=0
+    for t in .dist/tests/*; do
+        echo "== $t"
+        "$t" --include-ignored --test-threads=1 2>&1 | tee -a "$out/tests.log" || status=1
+    done
+    PYTHONUNBUFFERED=1 python3 bench/compare_torch.py --bin .dist/topk_benchmark --json-out "$out/compare.jsonl" "${@:2}" \
+        2>&1 | tee "$out/compare.log" || status=1
+    exit $status
+    ;;
+*)
+    echo "usage: bench/gpu.sh bundle | run [compare_torch.py options]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,133 @@
+//! GPU tests: streamtopk against the CPU reference. Run on a CUDA machine
+//! with `cargo test --release -- --include-ignored`.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{logits, Dist, Rng, ALL_DISTS};
+use cust::stream::{Stream, StreamFlags};
+use streamtopk::{reference, Kernels, Logit, TopK, TopKConfig};
+
+fn setup() -> (Arc<Kernels>, Stream) {
+    let kernels = streamtopk::load().expect("load streamtopk on the GPU");
+    let stream = Stream::new(StreamFlags::NON_BLOCKING, None).expect("stream");
+    (kernels, stream)
+}
+
+/// Run one case of type `T`; panics with the case on mismatch.
+fn check<T: Logit>(kernels: &Arc<Kernels>, stream: &Stream, values: &[f32], batch: usize, vocab: usize, k: usize, what: &str) {
+    let host: Vec<T> = values.iter().map(|&v| T::from_f32(v)).collect();
+    let mut topk = TopK::new(kernels, TopKConfig::new(batch, vocab, k)).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let (v, i) = topk.run_host(stream, &host, batch).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let (rv, ri) = reference::topk(&host, batch, vocab, k);
+    if let Some(j) = reference::first_mismatch(&v, &i, &rv, &ri) {
+        let (row, col) = (j / k, j % k);
+        panic!(
+            "{what} (plan {:?}): mismatch at row {row}, rank {col}: got ({}, {}), expected ({}, {})",
+            topk.plan(),
+            v[j],
+            i[j],
+            rv[j],
+            ri[j]
+        );
+    }
+}
+
+fn check_all_dtypes(kernels: &Arc<Kernels>, stream: &Stream, dist: Dist, batch: usize, vocab: usize, k: usize, seed: u64) {
+    let values = logits(dist, batch, vocab, k, seed);
+    let what = format!("{dist:?} batch={batch} vocab={vocab} k={k} seed={seed}");
+    check::<half::bf16>(kernels, stream, &values, batch, vocab, k, &format!("bf16 {what}"));
+    check::<half::f16>(kernels, stream, &values, batch, vocab, k, &format!("f16 {what}"));
+    check::<f32>(kernels, stream, &values, batch, vocab, k, &format!("f32 {what}"));
+}
+
+/// The seed benchmark's rows plus the foundation issue's two large ones.
+const SEED_MATRIX: [(usize, usize, usize); 9] = [
+    (1, 50304, 50),
+    (1, 50304, 100),
+    (1, 50304, 200),
+    (4, 50304, 50),
+    (16, 50304, 50),
+    (32, 50304, 50),
+    (32, 50304, 200),
+    (64, 151936, 1024),
+    (256, 262144, 50),
+];
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn seed_matrix_randn_all_dtypes() {
+    let (kernels, stream) = setup();
+    for (batch, vocab, k) in SEED_MATRIX {
+        check_all_dtypes(&kernels, &stream, Dist::Randn, batch, vocab, k, 0);
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn every_distribution_on_nanochat_shapes() {
+    let (kernels, stream) = setup();
+    for dist in ALL_DISTS {
+        for (batch, vocab, k) in [(1, 50304, 50), (3, 50304, 200), (2, 151936, 1024), (5, 4099, 7)] {
+            check_all_dtypes(&kernels, &stream, dist, batch, vocab, k, 7);
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn tiny_and_edge_shapes() {
+    let (kernels, stream) = setup();
+    for (batch, vocab, k) in [(1, 1, 1), (2, 2, 2), (3, 7, 1), (1, 31, 31), (2, 65, 64), (1, 1000, 1000), (1, 16385, 16), (1, 300000, 1)] {
+        for dist in ALL_DISTS {
+            check_all_dtypes(&kernels, &stream, dist, batch, vocab, k, 3);
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn random_shapes() {
+    let (kernels, stream) = setup();
+    let cases = 320;
+    let mut rng = Rng::new(2026);
+    for case in 0..cases {
+        let mut batch = rng.range(1, 300);
+        let vocab = match case % 4 {
+            0 => rng.range(1, 300),
+            1 => rng.range(1, 5000),
+            _ => rng.range(1, 300_000),
+        };
+        // Keep each case under ~4M elements so the CPU reference stays quick.
+        batch = batch.min((4_000_000 / vocab).max(1));
+        let k = rng.range(1, vocab.min(1024));
+        let dist = ALL_DISTS[case % ALL_DISTS.len()];
+        let seed = rng.next();
+        let values = logits(dist, batch, vocab, k, seed);
+        let what = format!("case {case}: {dist:?} batch={batch} vocab={vocab} k={k} seed={seed}");
+        match case % 3 {
+            0 => check::<half::bf16>(&kernels, &stream, &values, batch, vocab, k, &format!("bf16 {what}")),
+            1 => check::<half::f16>(&kernels, &stream, &values, batch, vocab, k, &format!("f16 {what}")),
+            _ => check::<f32>(&kernels, &stream, &values, batch, vocab, k, &format!("f32 {what}")),
+        }
+    }
+    eprintln!("random_shapes: {cases} cases matched the reference");
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn bad_call_shapes_are_refused_and_leave_outputs_alone() {
+    let (kernels, stream) = setup();
+    let mut topk = TopK::new(&kernels, TopKConfig::new(2, 1000, 10)).unwrap();
+    let host = vec![half::bf16::from_f32(1.0); 1000];
+    assert!(matches!(topk.run_host(&stream, &host, 2), Err(streamtopk::Error::LengthMismatch { .. })));
+    assert!(matches!(topk.run_host(&stream, &host, 0), Err(streamtopk::Error::BatchZero)));
+    assert!(matches!(topk.run_host(&stream, &vec![half::bf16::ZERO; 3000], 3), Err(streamtopk::Error::BatchAboveMax { .. })));
+    // The operator still works after refusals.
+    let values = logits(Dist::Randn, 1, 1000, 10, 1);
+    let host: Vec<half::bf16> = values.iter().map(|&v| half::bf16::from_f32(v)).collect();
+    let (v, i) = topk.run_host(&stream, &host, 1).unwrap();
+    let (rv, ri) = reference::topk(&host, 1, 1000, 10);
+    assert_eq!(reference::first_mismatch(&v, &i, &rv, &ri), None);
+}
