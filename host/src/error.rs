@@ -19,6 +19,8 @@ pub enum Error {
     VocabZero,
     #[error("vocab = {vocab} is above the largest supported vocab ({max})")]
     VocabAboveLimit { vocab: usize, max: usize },
+    #[error("vocab = {vocab} with k = {k} needs more shared memory per block than the device has")]
+    ShapeTooLarge { vocab: usize, k: usize },
     #[error("target pool must be at least 1, got 0")]
     TargetPoolZero,
     #[error("{what} has {got} elements, expected {expected}")]

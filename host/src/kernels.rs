@@ -102,6 +102,7 @@ fn dtype_slot(dtype: DType) -> usize {
 pub struct Kernels {
     functions: [cuda::CUfunction; 6],
     sm_count: u32,
+    smem_limit: u32,
     // Field order: the module is unloaded before the context is released.
     _module: Module,
     context: Context,
@@ -153,6 +154,7 @@ impl Kernels {
         Ok(Arc::new(Kernels {
             functions,
             sm_count,
+            smem_limit: max_smem as u32,
             _module: module,
             context,
         }))
@@ -161,6 +163,11 @@ impl Kernels {
     /// Multiprocessors of the device.
     pub fn sm_count(&self) -> u32 {
         self.sm_count
+    }
+
+    /// Opt-in shared memory per block of the device, in bytes.
+    pub fn smem_limit(&self) -> u32 {
+        self.smem_limit
     }
 
     /// Make this module's context current on the calling thread.

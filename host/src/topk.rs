@@ -6,11 +6,11 @@ use cust::event::Event;
 use cust::memory::{CopyDestination, DeviceBuffer, DeviceSlice};
 use cust::stream::Stream;
 use streamtopk_kernels::element::{DType, Element};
-use streamtopk_kernels::params::{Stage1Params, Stage2Params};
+use streamtopk_kernels::params::{Layout, Stage1Params, Stage2Params};
 
 use crate::error::{Error, Result};
 use crate::kernels::{Kernels, Logit};
-use crate::plan::{Plan, DEFAULT_TARGET_POOL, MAX_K, MAX_VOCAB, TARGET_POOL_ENV};
+use crate::plan::{Plan, DEFAULT_TARGET_POOL, MAX_K, MAX_VOCAB, SM90_SMEM_LIMIT, TARGET_POOL_ENV};
 
 /// Shape of the work a [`TopK`] is built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,8 +36,14 @@ impl TopKConfig {
         }
     }
 
-    /// Validate the config and plan its launches (no GPU needed).
+    /// Validate the config and plan its launches for an sm_90 device (no GPU needed).
     pub fn plan(&self) -> Result<Plan> {
+        self.plan_for(SM90_SMEM_LIMIT)
+    }
+
+    /// Validate the config and plan its launches for blocks of at most
+    /// `smem_limit` bytes of shared memory.
+    pub fn plan_for(&self, smem_limit: u32) -> Result<Plan> {
         let TopKConfig { max_batch, vocab, k, .. } = *self;
         if max_batch == 0 {
             return Err(Error::BatchZero);
@@ -68,7 +74,7 @@ impl TopKConfig {
             return Err(Error::TargetPoolZero);
         }
         let target_pool = target_pool.min(u32::MAX as usize) as u32;
-        Ok(Plan::new(vocab as u32, k as u32, target_pool))
+        Plan::new(vocab as u32, k as u32, target_pool, smem_limit).ok_or(Error::ShapeTooLarge { vocab, k })
     }
 }
 
@@ -90,7 +96,7 @@ pub struct TopK {
 impl TopK {
     /// Validate `config`, plan the launches and allocate the workspace.
     pub fn new(kernels: &Arc<Kernels>, config: TopKConfig) -> Result<TopK> {
-        let plan = config.plan()?;
+        let plan = config.plan_for(kernels.smem_limit())?;
         let max_batch = config.max_batch;
         kernels.make_current()?;
         let slots = max_batch * plan.pool as usize;
@@ -219,7 +225,7 @@ impl TopK {
                 plan.chunks,
                 batch,
                 plan.stage1_threads,
-                plan.stage1_smem,
+                Layout::stage1(plan.chunk_len, T::Kernel::SIZE).bytes,
                 stream,
                 &p1,
             )?

@@ -55,30 +55,49 @@ impl Scratch {
         }
     }
 
-    /// Add `key` to the histogram of the radix pass at `shift` if it matches
-    /// `prefix` under `mask`. Lanes with equal bins are merged into one atomic.
-    /// Every lane of the warp must call it (`active = false` for none).
+    /// Add `key` to the histogram of the radix pass at `shift` if it is at
+    /// least `floor` and matches `prefix` under `mask`. Lanes with equal bins
+    /// are merged into one atomic. Every lane of the warp must call it
+    /// (`active = false` for none).
     #[inline(always)]
-    pub fn count(self, key: u32, active: bool, mask: u32, prefix: u32, shift: u32) {
-        let counted = active && key & mask == prefix;
+    pub fn count(self, key: u32, active: bool, floor: u32, mask: u32, prefix: u32, shift: u32) {
+        let counted = active && key >= floor && key & mask == prefix;
+        if ballot(counted) == 0 {
+            return;
+        }
         // Lanes that count nothing get a bin no counting lane has.
-        let bin = if counted {
-            (key >> shift) & (RADIX_BINS - 1)
-        } else {
-            RADIX_BINS
-        };
+        let bin = if counted { (key >> shift) & (RADIX_BINS - 1) } else { RADIX_BINS };
         let peers = match_any(bin);
         if counted && lanemask_lt() & peers == 0 {
             self.words.atomic_add(smem::HIST + bin, peers.count_ones());
         }
     }
+
+    /// Histogram of the top digit of the keys at least `floor`, from zero.
+    /// Begins and ends with a barrier.
+    #[inline(always)]
+    pub fn count_top_digit<K: Keys>(self, keys: K, n: u32, floor: u32) {
+        sync_threads();
+        self.clear_histogram();
+        sync_threads();
+        let end = n.next_multiple_of(32);
+        let mut i = thread_idx();
+        while i < end {
+            let active = i < n;
+            let key = if active { keys.key(i) } else { 0 };
+            self.count(key, active, floor, 0, 0, 32 - RADIX_BITS);
+            i += block_dim();
+        }
+        sync_threads();
+    }
 }
 
-/// Which elements a block select keeps: every key whose masked value is above
-/// `prefix`, and the first `take_equal` (in position order) whose masked value
-/// equals it.
+/// Which elements a block select keeps: of the keys at least `floor`, every
+/// key whose masked value is above `prefix`, and the first `take_equal` (in
+/// position order) whose masked value equals it.
 #[derive(Clone, Copy)]
 pub struct Selection {
+    pub floor: u32,
     pub mask: u32,
     pub prefix: u32,
     pub take_equal: u32,
@@ -109,11 +128,13 @@ fn scan_bins(scratch: Scratch, v: u32) -> u32 {
     x
 }
 
-/// Radix select: the [`Selection`] of the `k` largest of `n` keys.
+/// Radix select: the [`Selection`] of the `k` largest of the `n` keys,
+/// given that at least `k` of them are `>= floor` (keys below `floor` are
+/// ignored).
 ///
-/// On entry the histogram holds the counts of the top digit (pass at
-/// `shift = 24`, mask 0) of all `n` keys, and a barrier has passed since.
-/// `key_bits` is 16 or 32. Ties at the k-th key go to the lowest positions.
+/// On entry the histogram holds the top-digit counts of the keys `>= floor`
+/// ([`Scratch::count_top_digit`]). `key_bits` is 16 or 32. Ties at the k-th
+/// key go to the lowest positions.
 #[inline(always)]
 pub fn radix_select<K: Keys>(
     scratch: Scratch,
@@ -121,9 +142,11 @@ pub fn radix_select<K: Keys>(
     n: u32,
     k: u32,
     key_bits: u32,
+    floor: u32,
 ) -> Selection {
     if n <= k {
         return Selection {
+            floor: 0,
             mask: 0,
             prefix: 0,
             take_equal: n,
@@ -159,6 +182,7 @@ pub fn radix_select<K: Keys>(
         mask |= (RADIX_BINS - 1) << shift;
         if done || shift == 32 - key_bits {
             return Selection {
+                floor,
                 mask,
                 prefix,
                 take_equal: remaining,
@@ -173,7 +197,7 @@ pub fn radix_select<K: Keys>(
         while i < end {
             let active = i < n;
             let key = if active { keys.key(i) } else { 0 };
-            scratch.count(key, active, mask, prefix, shift);
+            scratch.count(key, active, floor, mask, prefix, shift);
             i += block_dim();
         }
         sync_threads();
@@ -212,7 +236,8 @@ pub fn compact<K: Keys, F: FnMut(u32, u32, u32)>(
         if i < end {
             let key = keys.key(i);
             let m = key & sel.mask;
-            (m > sel.prefix, m == sel.prefix, key)
+            let kept = key >= sel.floor;
+            (kept && m > sel.prefix, kept && m == sel.prefix, key)
         } else {
             (false, false, 0)
         }
@@ -269,4 +294,18 @@ pub fn compact<K: Keys, F: FnMut(u32, u32, u32)>(
     }
     // The scratch words may be reused after this barrier.
     sync_threads();
+}
+
+/// A floor for the top `k` of a block's keys from the maxima of `groups`
+/// disjoint groups of them: the k-th largest group maximum, rounded down to
+/// its radix prefix. At least `k` keys (the maxima themselves) are at or
+/// above it. `0` (no filtering) when there are at most `k` groups.
+/// Contains barriers.
+#[inline(always)]
+pub fn floor_from_group_maxima(scratch: Scratch, maxima: Shared<u32>, groups: u32, k: u32, key_bits: u32) -> u32 {
+    if groups <= k {
+        return 0;
+    }
+    scratch.count_top_digit(maxima, groups, 0);
+    radix_select(scratch, maxima, groups, k, key_bits, 0).prefix
 }

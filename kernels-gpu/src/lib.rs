@@ -3,7 +3,7 @@
 //! On every target it provides the ABI shared by host and device: key
 //! encodings ([`element`]) and launch parameters / shared-memory layouts
 //! ([`params`]). On `nvptx64` it also holds the device layer ([`device`]),
-//! the block-level primitives ([`block`]) and the kernels ([`stage1`],
+//! the block-level primitives ([`block`], [`load`]) and the kernels ([`stage1`],
 //! [`stage2`]).
 #![no_std]
 #![cfg_attr(
@@ -25,6 +25,8 @@ pub mod params;
 pub mod block;
 #[cfg(target_arch = "nvptx64")]
 pub mod device;
+#[cfg(target_arch = "nvptx64")]
+pub mod load;
 #[cfg(target_arch = "nvptx64")]
 pub mod stage1;
 #[cfg(target_arch = "nvptx64")]

@@ -35,7 +35,7 @@ pub mod smem {
 /// Parameters of stage 1 (`topk_stage1_<dtype>`).
 ///
 /// Grid `(chunks, batch)`; block `threads` (multiple of 32, `MIN_THREADS..=MAX_THREADS`);
-/// dynamic shared memory [`stage1_smem_bytes`]`(chunk_len)`.
+/// dynamic shared memory `Layout::stage1(chunk_len, dtype size).bytes`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stage1Params {
@@ -58,7 +58,7 @@ pub struct Stage1Params {
 /// Parameters of stage 2 (`topk_stage2_<dtype>`).
 ///
 /// Grid `(batch)`; block `threads` (as stage 1); dynamic shared memory
-/// [`stage2_smem_bytes`]`(k)`.
+/// `Layout::stage2(pool, k).bytes`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stage2Params {
@@ -92,17 +92,45 @@ pub const fn pool_len(vocab: u32, chunk_len: u32, k: u32) -> u32 {
     (chunks - 1) * chunk_candidates(chunk_len, k) + chunk_candidates(last, k)
 }
 
-/// Dynamic shared memory of stage 1: header plus one key per chunk element.
-pub const fn stage1_smem_bytes(chunk_len: u32) -> u32 {
-    smem::HEADER_BYTES + 4 * chunk_len
+/// Most groups `load::load_keys` makes of `n` elements of `size` bytes:
+/// one per 16-byte vector, one per element before the first and after the last.
+pub const fn max_groups(n: u32, size: u32) -> u32 {
+    let per_vec = 16 / size;
+    n / per_vec + 2 * per_vec
+}
+
+/// Byte offsets in the dynamic shared memory of one block top-k over `n`
+/// keys loaded from elements of `size` bytes: the keys, their group
+/// maxima, the `u64` sort buffer of `sort` words (stage 2; 0 in stage 1),
+/// and the total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub keys: u32,
+    pub maxima: u32,
+    pub sort: u32,
+    pub bytes: u32,
+}
+
+impl Layout {
+    pub const fn new(n: u32, size: u32, sort: u32) -> Layout {
+        let keys = smem::HEADER_BYTES;
+        let maxima = keys + 4 * n;
+        let sort_at = (maxima + 4 * max_groups(n, size)).next_multiple_of(16);
+        Layout { keys, maxima, sort: sort_at, bytes: sort_at + 8 * sort }
+    }
+
+    /// Stage 1 over chunks of `chunk_len` elements of `size` bytes.
+    pub const fn stage1(chunk_len: u32, size: u32) -> Layout {
+        Layout::new(chunk_len, size, 0)
+    }
+
+    /// Stage 2 over `pool` candidate keys, keeping `k`.
+    pub const fn stage2(pool: u32, k: u32) -> Layout {
+        Layout::new(pool, 4, sort_width(k))
+    }
 }
 
 /// Sort width of stage 2: `k` rounded up to a power of two.
 pub const fn sort_width(k: u32) -> u32 {
     k.next_power_of_two()
-}
-
-/// Dynamic shared memory of stage 2: header plus the `u64` sort buffer.
-pub const fn stage2_smem_bytes(k: u32) -> u32 {
-    smem::HEADER_BYTES + 8 * sort_width(k)
 }

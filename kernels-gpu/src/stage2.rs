@@ -2,25 +2,20 @@
 //!
 //! Contract (see [`Stage2Params`]):
 //! - grid `(batch)`, block `threads` (multiple of 32, 256..=1024);
-//! - dynamic shared memory `stage2_smem_bytes(k)`: scratch header, then a
-//!   `u64` sort buffer of `sort_width(k)` words;
-//! - block `r` reads `cand_*[r * pool .. (r + 1) * pool]` (stage 1's output,
-//!   equal keys in index order), selects the top `k` with the same radix
-//!   select as stage 1, sorts them (key descending, index ascending) with a
+//! - dynamic shared memory `Layout::stage2(pool, k).bytes`: scratch header,
+//!   the row's candidate keys, their group maxima, a `u64` sort buffer of
+//!   `sort_width(k)` words;
+//! - block `r` reads `cand_keys[r * pool .. (r + 1) * pool]` (stage 1's output,
+//!   equal keys in index order) into shared memory, selects the top `k` with
+//!   the same filtered radix select as stage 1, reads their indices, sorts them (key descending, index ascending) with a
 //!   bitonic sort in shared memory and writes `values[r, ..k]` (f32) and
 //!   `indices[r, ..k]` (u32).
 
-use crate::block::{compact, radix_select, Keys, Scratch};
+use crate::block::{compact, floor_from_group_maxima, radix_select, Scratch};
 use crate::device::{block_dim, block_idx_x, sync_threads, thread_idx, Global, GlobalMut, Shared};
 use crate::element::{sort_word, unpack_sort_word, Bf16, Element, F16, F32};
-use crate::params::{smem, sort_width, Stage2Params, RADIX_BITS};
-
-impl Keys for Global<u32> {
-    #[inline(always)]
-    fn key(self, i: u32) -> u32 {
-        self.get(i)
-    }
-}
+use crate::load::load_keys;
+use crate::params::{sort_width, Layout, Stage2Params};
 
 /// Sorts `buf[0..width]` (`width` a power of two) descending. Ends with a barrier.
 #[inline(always)]
@@ -51,14 +46,15 @@ fn bitonic_sort_desc(buf: Shared<u64>, width: u32) {
 fn stage2<E: Element>(p: &Stage2Params) {
     let row = block_idx_x();
     let tid = thread_idx();
+    let layout = Layout::stage2(p.pool, p.k);
     let scratch = Scratch::new();
-    let row_off = row as u64 * p.pool as u64;
-    let keys = Global::<u32>::new(p.cand_keys).offset(row_off);
-    let idx = Global::<u32>::new(p.cand_idx).offset(row_off);
-    let buf = Shared::<u64>::dynamic(smem::HEADER_BYTES);
+    let keys = Shared::<u32>::dynamic(layout.keys);
+    let maxima = Shared::<u32>::dynamic(layout.maxima);
+    let buf = Shared::<u64>::dynamic(layout.sort);
     let width = sort_width(p.k);
+    let row_off = row as u64 * p.pool as u64;
+    let idx = Global::<u32>::new(p.cand_idx).offset(row_off);
 
-    scratch.clear_histogram();
     // Padding sorts last: no candidate has key 0 (the NaN key is the largest
     // and -inf maps above 0).
     let mut j = p.k + tid;
@@ -66,21 +62,14 @@ fn stage2<E: Element>(p: &Stage2Params) {
         buf.set(j, 0);
         j += block_dim();
     }
-    sync_threads();
-    let end = p.pool.next_multiple_of(32);
-    let mut i = tid;
-    while i < end {
-        let active = i < p.pool;
-        let key = if active { keys.key(i) } else { 0 };
-        scratch.count(key, active, 0, 0, 32 - RADIX_BITS);
-        i += block_dim();
-    }
+    let addr = p.cand_keys + 4 * row_off;
+    let groups = load_keys(addr, p.pool, 4, |key| key, keys, maxima);
     sync_threads();
 
-    let sel = radix_select(scratch, keys, p.pool, p.k, E::KEY_BITS);
-    compact(scratch, keys, p.pool, sel, |i, slot, key| {
-        buf.set(slot, sort_word(key, idx.get(i)))
-    });
+    let floor = floor_from_group_maxima(scratch, maxima, groups, p.k, E::KEY_BITS);
+    scratch.count_top_digit(keys, p.pool, floor);
+    let sel = radix_select(scratch, keys, p.pool, p.k, E::KEY_BITS, floor);
+    compact(scratch, keys, p.pool, sel, |i, slot, key| buf.set(slot, sort_word(key, idx.get(i))));
     bitonic_sort_desc(buf, width);
 
     let values = GlobalMut::<f32>::new(p.values);

@@ -1,0 +1,261 @@
+//! CPU tests (CI): key encodings, the reference, planning, validation, the
+//! PTX (entry points present, assembled by ptxas with no spills), file I/O.
+
+use std::cmp::Ordering;
+use std::process::Command;
+
+use streamtopk::kernels::element::{Bf16, Element, F16, F32, NAN_KEY};
+use streamtopk::kernels::params::{chunk_candidates, pool_len, Layout};
+use streamtopk::plan::{Plan, DEFAULT_TARGET_POOL, MAX_CHUNK, MAX_K, SM90_SMEM_LIMIT};
+use streamtopk::{reference, Error, TopKConfig, KERNEL_NAMES, PTX};
+
+/// torch's order of values: NaN above everything, then IEEE total order.
+fn value_order(a: f32, b: f32) -> Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        (false, false) => a.total_cmp(&b),
+    }
+}
+
+/// Keys of `patterns` must order exactly as their values, NaN must map to
+/// the NaN key and every other key must decode to its value.
+fn check_keys<E: Element>(patterns: impl Iterator<Item = u32>, to_f32: impl Fn(u32) -> f32) {
+    let mut items: Vec<(f32, u32)> = patterns.map(|b| (to_f32(b), b)).collect();
+    items.sort_by(|a, b| value_order(a.0, b.0));
+    for w in items.windows(2) {
+        let (ka, kb) = (E::key(w[0].1), E::key(w[1].1));
+        match value_order(w[0].0, w[1].0) {
+            Ordering::Less => assert!(ka < kb, "{:#x} < {:#x} but keys {ka:#x} >= {kb:#x}", w[0].1, w[1].1),
+            _ => assert_eq!(ka, kb, "equal values {:#x} {:#x}", w[0].1, w[1].1),
+        }
+    }
+    for &(v, b) in &items {
+        if v.is_nan() {
+            assert!(E::to_f32(b).is_nan(), "to_f32 of {b:#x}");
+            assert_eq!(E::key(b), NAN_KEY);
+            assert!(E::key_to_f32(E::key(b)).is_nan());
+        } else {
+            assert_eq!(E::to_f32(b).to_bits(), v.to_bits(), "to_f32 of {b:#x}");
+            assert_eq!(E::bits_of_key(E::key(b)), b, "key round trip of {b:#x}");
+            assert_eq!(E::key_to_f32(E::key(b)).to_bits(), v.to_bits());
+        }
+    }
+}
+
+#[test]
+fn bf16_keys_order_every_pattern() {
+    check_keys::<Bf16>(0..=0xffff, |b| half::bf16::from_bits(b as u16).to_f32());
+}
+
+#[test]
+fn f16_keys_order_every_pattern() {
+    check_keys::<F16>(0..=0xffff, |b| half::f16::from_bits(b as u16).to_f32());
+}
+
+#[test]
+fn f32_keys_order_specials_and_random_patterns() {
+    let specials = [0u32, 0x8000_0000, 1, 0x8000_0001, 0x7f7f_ffff, 0xff7f_ffff, 0x7f80_0000, 0xff80_0000, 0x7fc0_0000, 0xffc0_0001, 0x3f80_0000];
+    let mut x = 0x1234_5678_9abc_def0u64;
+    let random = (0..200_000).map(move |_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as u32
+    });
+    check_keys::<F32>(specials.into_iter().chain(random), f32::from_bits);
+}
+
+#[test]
+fn reference_matches_a_full_stable_sort() {
+    let mut x = 7u64;
+    let mut next = move || {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 33) as u32
+    };
+    for case in 0..200 {
+        let batch = 1 + (next() % 4) as usize;
+        let vocab = 1 + (next() % 300) as usize;
+        let k = 1 + (next() as usize % vocab);
+        let values: Vec<f32> = (0..batch * vocab)
+            .map(|_| match next() % 10 {
+                0 => f32::NAN,
+                1 => f32::INFINITY,
+                2 => f32::NEG_INFINITY,
+                3 => -0.0,
+                4 => 0.0,
+                _ => (next() % 7) as f32 - 3.0,
+            })
+            .collect();
+        let (rv, ri) = reference::topk(&values, batch, vocab, k);
+        for r in 0..batch {
+            let row = &values[r * vocab..(r + 1) * vocab];
+            let mut order: Vec<usize> = (0..vocab).collect();
+            order.sort_by(|&a, &b| value_order(row[b], row[a])); // stable: ties keep index order
+            for j in 0..k {
+                let (v, i) = (rv[r * k + j], ri[r * k + j] as usize);
+                assert_eq!(i, order[j], "case {case} row {r} rank {j}");
+                assert!(v.to_bits() == row[i].to_bits() || (v.is_nan() && row[i].is_nan()));
+            }
+        }
+        assert_eq!(reference::first_mismatch(&rv, &ri, &rv, &ri), None);
+    }
+}
+
+#[test]
+fn first_mismatch_finds_value_and_index_differences() {
+    let (v, i) = (vec![3.0, 2.0, f32::NAN], vec![0, 1, 2]);
+    assert_eq!(reference::first_mismatch(&v, &i, &v, &i), None);
+    assert_eq!(reference::first_mismatch(&[3.0, 2.5, f32::NAN], &i, &v, &i), Some(1));
+    assert_eq!(reference::first_mismatch(&v, &[0, 1, 3], &v, &i), Some(2));
+    assert_eq!(reference::first_mismatch(&v[..2], &i[..2], &v, &i), Some(2));
+}
+
+#[test]
+fn plan_follows_the_seed_heuristic_and_fits_the_device() {
+    let p = Plan::new(50304, 50, DEFAULT_TARGET_POOL as u32, SM90_SMEM_LIMIT).unwrap();
+    assert_eq!(p.chunks, 10);
+    assert_eq!(p.pool, 500);
+    // The seed would take 2 chunks of 25,152; chunks are capped at MAX_CHUNK.
+    let p = Plan::new(50304, 200, 500, SM90_SMEM_LIMIT).unwrap();
+    assert_eq!((p.chunks, p.chunk_len), (4, 12608));
+    assert!(p.chunk_len <= MAX_CHUNK);
+    for vocab in [1u32, 7, 63, 64, 65, 1000, 50304, 128256, 151936, 262144, 300_000, 1 << 20] {
+        for k in [1u32, 2, 50, 200, 1024, 2048, 4096] {
+            if k > vocab {
+                continue;
+            }
+            for target in [1u32, 500, 5000] {
+                let p = Plan::new(vocab, k, target, SM90_SMEM_LIMIT).unwrap_or_else(|| panic!("no plan for {vocab} {k}"));
+                assert!(p.chunks >= 1 && (p.chunks - 1) * p.chunk_len < vocab && p.chunks * p.chunk_len >= vocab);
+                assert_eq!(p.chunk_len % 64, 0);
+                let sum: u32 = (0..p.chunks).map(|c| chunk_candidates(p.chunk_len.min(vocab - c * p.chunk_len), k)).sum();
+                assert_eq!(p.pool, sum);
+                assert_eq!(p.pool, pool_len(vocab, p.chunk_len, k));
+                assert!(p.pool >= k);
+                assert!(p.stage1_smem <= SM90_SMEM_LIMIT && p.stage2_smem <= SM90_SMEM_LIMIT);
+                assert_eq!(p.stage2_smem, Layout::stage2(p.pool, k).bytes);
+                assert!(p.stage1_threads % 32 == 0 && (256..=1024).contains(&p.stage1_threads));
+                assert!(p.stage2_threads % 32 == 0 && (256..=1024).contains(&p.stage2_threads));
+            }
+        }
+    }
+}
+
+#[test]
+fn target_pool_is_overridable() {
+    let mut c = TopKConfig::new(1, 50304, 50);
+    c.target_pool = Some(1000);
+    assert_eq!(c.plan().unwrap().chunks, 20);
+    c.target_pool = Some(0);
+    assert!(matches!(c.plan(), Err(Error::TargetPoolZero)));
+}
+
+#[test]
+fn bad_configs_get_typed_errors() {
+    let plan = |b, v, k| TopKConfig::new(b, v, k).plan();
+    assert!(matches!(plan(1, 100, 0), Err(Error::KZero)));
+    assert!(matches!(plan(1, 100, 101), Err(Error::KAboveVocab { k: 101, vocab: 100 })));
+    assert!(matches!(plan(0, 100, 1), Err(Error::BatchZero)));
+    assert!(matches!(plan(1, 0, 1), Err(Error::VocabZero)));
+    assert!(matches!(plan(1, 100_000, MAX_K + 1), Err(Error::KAboveLimit { .. })));
+    assert!(plan(1, 100, 100).is_ok());
+    let msg = plan(1, 100, 101).unwrap_err().to_string();
+    assert!(msg.contains("101") && msg.contains("100"), "{msg}");
+}
+
+#[test]
+fn ptx_has_every_kernel_entry_point() {
+    for name in KERNEL_NAMES {
+        assert!(PTX.contains(&format!(".visible .entry {name}(")), "{name} missing from the PTX");
+    }
+    assert!(PTX.contains(".target sm_90") || std::env::var("STREAMTOPK_ARCH").is_ok());
+}
+
+/// ptxas from $PTXAS, the PyPI package nvidia-cuda-nvcc-cu12, or PATH.
+fn ptxas() -> String {
+    if let Ok(p) = std::env::var("PTXAS") {
+        return p;
+    }
+    let py = Command::new("python3")
+        .args(["-c", "import nvidia.cuda_nvcc, os; print(os.path.join(list(nvidia.cuda_nvcc.__path__)[0], 'bin', 'ptxas'))"])
+        .output();
+    if let Ok(out) = py {
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && std::path::Path::new(&path).exists() {
+            return path;
+        }
+    }
+    "ptxas".to_string()
+}
+
+#[test]
+fn ptx_assembles_for_sm90_without_spills() {
+    let dir = std::env::temp_dir().join(format!("streamtopk-ptxas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ptx = dir.join("streamtopk.ptx");
+    std::fs::write(&ptx, PTX).unwrap();
+    let out = Command::new(ptxas())
+        .args(["-arch=sm_90", "-v", "-o"])
+        .arg(dir.join("streamtopk.cubin"))
+        .arg(&ptx)
+        .output()
+        .expect("ptxas not found: pip install nvidia-cuda-nvcc-cu12, or set PTXAS");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ptxas failed:\n{log}");
+    for name in KERNEL_NAMES {
+        assert!(log.contains(&format!("Compiling entry function '{name}'")), "{name} not assembled");
+    }
+    for line in log.lines().filter(|l| l.contains("spill")) {
+        assert!(line.contains(" 0 bytes spill stores, 0 bytes spill loads"), "spills: {line}");
+        assert!(line.trim_start().starts_with("0 bytes stack frame"), "local memory: {line}");
+    }
+    println!("{log}");
+}
+
+#[test]
+fn safetensors_round_trip_and_errors() {
+    use safetensors::tensor::{Dtype, TensorView};
+    use streamtopk::io::{self, Logits};
+    let dir = std::env::temp_dir().join(format!("streamtopk-io-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let vals: Vec<half::bf16> = io::randn(6, 1).into_iter().map(half::bf16::from_f32).collect();
+    let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_bits().to_le_bytes()).collect();
+    let file = dir.join("logits.safetensors");
+    let t = TensorView::new(Dtype::BF16, vec![2, 3], &bytes).unwrap();
+    std::fs::write(&file, safetensors::serialize([("logits", t)], &None).unwrap()).unwrap();
+    match io::read_logits(&file).unwrap() {
+        Logits::BF16 { data, batch, vocab } => assert_eq!((data, batch, vocab), (vals, 2, 3)),
+        _ => panic!("wrong dtype"),
+    }
+    let bad = dir.join("bad.safetensors");
+    let t = TensorView::new(Dtype::BF16, vec![6], &bytes).unwrap();
+    std::fs::write(&bad, safetensors::serialize([("logits", t)], &None).unwrap()).unwrap();
+    assert!(matches!(io::read_logits(&bad), Err(io::IoError::BadShape { .. })));
+    let t = TensorView::new(Dtype::BF16, vec![2, 3], &bytes).unwrap();
+    std::fs::write(&bad, safetensors::serialize([("other", t)], &None).unwrap()).unwrap();
+    assert!(matches!(io::read_logits(&bad), Err(io::IoError::MissingTensor { .. })));
+    std::fs::write(&bad, b"not a safetensors file").unwrap();
+    assert!(matches!(io::read_logits(&bad), Err(io::IoError::Format { .. })));
+    assert!(matches!(io::read_logits(&dir.join("missing")), Err(io::IoError::Read { .. })));
+    assert!(matches!(io::parse_dtype("int8"), Err(io::IoError::UnsupportedDtype(_))));
+
+    let out = dir.join("out.safetensors");
+    io::write_topk(&out, &[2.0, 1.0], &[5, 3], 1, 2).unwrap();
+    let bytes = std::fs::read(&out).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("indices").unwrap().dtype(), Dtype::I64);
+    assert_eq!(st.tensor("values").unwrap().shape(), &[1, 2]);
+    assert_eq!(io::thousands(50304), "50,304");
+    assert_eq!(io::thousands(262144), "262,144");
+    assert_eq!(io::thousands(7), "7");
+}
+
+#[test]
+fn loading_without_a_gpu_is_a_clean_error() {
+    // On a machine with a GPU this loads; without one it must say so (never panic).
+    if let Err(e) = streamtopk::load() {
+        assert!(matches!(e, Error::NoDevice(_)), "unexpected error: {e}");
+    }
+}
