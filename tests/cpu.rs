@@ -123,7 +123,7 @@ fn plan_follows_the_seed_heuristic_and_fits_the_device() {
     assert!(p.chunk_len <= MAX_CHUNK);
     for vocab in [1u32, 7, 63, 64, 65, 1000, 50304, 128256, 151936, 262144, 300_000, 1 << 20] {
         for k in [1u32, 2, 50, 200, 1024, 2048, 4096] {
-            if k > vocab {
+            if k > vocab || (vocab > 300_000 && k > 1024) {
                 continue;
             }
             for target in [1u32, 500, 5000] {
@@ -141,6 +141,14 @@ fn plan_follows_the_seed_heuristic_and_fits_the_device() {
             }
         }
     }
+}
+
+#[test]
+fn shapes_beyond_shared_memory_are_refused() {
+    // A million-wide row with k = 4096 needs a pool that fits no block.
+    assert_eq!(Plan::new(1 << 20, 4096, 500, SM90_SMEM_LIMIT), None);
+    let c = TopKConfig::new(1, 1 << 20, 4096);
+    assert!(matches!(c.plan(), Err(Error::ShapeTooLarge { .. })));
 }
 
 #[test]
