@@ -131,3 +131,50 @@ fn bad_call_shapes_are_refused_and_leave_outputs_alone() {
     let (rv, ri) = reference::topk(&host, 1, 1000, 10);
     assert_eq!(reference::first_mismatch(&v, &i, &rv, &ri), None);
 }
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn repeated_split_and_graph_replayed_calls_agree() {
+    use cust::memory::{CopyDestination, DeviceBuffer};
+    let (kernels, stream) = setup();
+    for (batch, vocab, k) in [(4, 50304, 50), (1, 50304, 200), (2, 151936, 1024), (3, 4099, 7), (2, 1000, 1000)] {
+        let values = logits(Dist::Randn, batch, vocab, k, 11);
+        let host: Vec<half::bf16> = values.iter().map(|&v| half::bf16::from_f32(v)).collect();
+        let (rv, ri) = reference::topk(&host, batch, vocab, k);
+        let mut topk = TopK::new(&kernels, TopKConfig::new(batch, vocab, k)).unwrap();
+        let plan = *topk.plan();
+        let input = DeviceBuffer::from_slice(&host).unwrap();
+        let mut v = DeviceBuffer::<f32>::zeroed(batch * k).unwrap();
+        let mut i = DeviceBuffer::<u32>::zeroed(batch * k).unwrap();
+        let expect = |v: &DeviceBuffer<f32>, i: &DeviceBuffer<u32>, how: &str| {
+            stream.synchronize().unwrap();
+            let (mut hv, mut hi) = (vec![0f32; batch * k], vec![0u32; batch * k]);
+            v.copy_to(&mut hv[..]).unwrap();
+            i.copy_to(&mut hi[..]).unwrap();
+            assert_eq!(reference::first_mismatch(&hv, &hi, &rv, &ri), None, "{how}: batch={batch} vocab={vocab} k={k} plan {plan:?}");
+        };
+        for call in 0..3 {
+            topk.run(&stream, &input, batch, &mut v, &mut i).unwrap();
+            expect(&v, &i, &format!("plain call {call}"));
+        }
+        let marks = [(); 3].map(|_| cust::event::Event::new(cust::event::EventFlags::DEFAULT).unwrap());
+        topk.run_marked(&stream, &input, batch, &mut v, &mut i, [&marks[0], &marks[1], &marks[2]]).unwrap();
+        expect(&v, &i, "stages in two launches");
+
+        let mut gv = DeviceBuffer::<f32>::zeroed(batch * k).unwrap();
+        let mut gi = DeviceBuffer::<u32>::zeroed(batch * k).unwrap();
+        let graph = streamtopk::Graph::capture(&stream, |s| topk.run(s, &input, batch, &mut gv, &mut gi)).unwrap();
+        stream.synchronize().unwrap();
+        let (mut hv, mut hi) = (vec![1f32; batch * k], vec![1u32; batch * k]);
+        gv.copy_to(&mut hv[..]).unwrap();
+        gi.copy_to(&mut hi[..]).unwrap();
+        assert!(hv.iter().all(|&x| x == 0.0) && hi.iter().all(|&x| x == 0), "capture must not run the kernel");
+        for _ in 0..5 {
+            graph.launch(&stream).unwrap();
+        }
+        expect(&gv, &gi, "graph replay");
+        // Plain calls still work after the replays.
+        topk.run(&stream, &input, batch, &mut v, &mut i).unwrap();
+        expect(&v, &i, "plain call after replay");
+    }
+}

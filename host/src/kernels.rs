@@ -11,7 +11,7 @@ use cust::module::Module;
 use cust::stream::Stream;
 use cust::sys as cuda;
 use streamtopk_kernels::element::{Bf16, DType, Element, F16, F32};
-use streamtopk_kernels::params::{Stage1Params, Stage2Params};
+use streamtopk_kernels::params::TopKParams;
 
 use crate::error::{Error, Result};
 
@@ -67,7 +67,7 @@ impl Logit for f32 {
 }
 
 /// `Ok` for `CUDA_SUCCESS`, else the driver's error code and the call's name.
-fn driver(call: &'static str, r: cuda::CUresult) -> Result<()> {
+pub(crate) fn driver(call: &'static str, r: cuda::CUresult) -> Result<()> {
     if r == cuda::CUresult::CUDA_SUCCESS {
         Ok(())
     } else {
@@ -78,17 +78,10 @@ fn driver(call: &'static str, r: cuda::CUresult) -> Result<()> {
     }
 }
 
-/// Names of the kernel entry points, by stage and dtype.
-pub const KERNEL_NAMES: [&str; 6] = [
-    "topk_stage1_bf16",
-    "topk_stage1_f16",
-    "topk_stage1_f32",
-    "topk_stage2_bf16",
-    "topk_stage2_f16",
-    "topk_stage2_f32",
-];
+/// Names of the kernel entry points, by dtype.
+pub const KERNEL_NAMES: [&str; 3] = ["topk_bf16", "topk_f16", "topk_f32"];
 
-/// Index of a dtype's kernels in [`KERNEL_NAMES`] (stage 1; stage 2 is `+ 3`).
+/// Index of a dtype's kernel in [`KERNEL_NAMES`].
 fn dtype_slot(dtype: DType) -> usize {
     match dtype {
         DType::BF16 => 0,
@@ -100,7 +93,7 @@ fn dtype_slot(dtype: DType) -> usize {
 /// The streamtopk module loaded into the primary context of one device.
 /// Load it once and share it (`Arc`) between threads and [`crate::TopK`]s.
 pub struct Kernels {
-    functions: [cuda::CUfunction; 6],
+    functions: [cuda::CUfunction; 3],
     sm_count: u32,
     smem_limit: u32,
     // Field order: the module is unloaded before the context is released.
@@ -138,7 +131,7 @@ impl Kernels {
             )
         })?;
         let sm_count = device.get_attribute(DeviceAttribute::MultiprocessorCount)? as u32;
-        let mut functions = [std::ptr::null_mut(); 6];
+        let mut functions = [std::ptr::null_mut(); 3];
         for (f, name) in functions.iter_mut().zip(KERNEL_NAMES) {
             *f = module.get_function(name).map_err(Error::PtxLoad)?.to_raw();
             // SAFETY: `f` is a live function of `module`; the attribute only
@@ -210,40 +203,23 @@ impl Kernels {
         })
     }
 
-    /// Launch stage 1 (see `streamtopk_kernels::stage1`).
+    /// Launch the top-k kernel (see `streamtopk_kernels::kernel`).
     ///
     /// # Safety
     /// As [`Kernels::launch`]: `p.input` holds `batch * p.vocab` elements of
-    /// `dtype`, `p.cand_*` hold `batch * p.pool` words each.
-    pub(crate) unsafe fn stage1(
+    /// `dtype`; `p.values` / `p.indices` hold `batch * p.k` elements; when
+    /// `p.chunks > 1`, `p.pool` holds `batch * p.chunks * p.k` words and
+    /// `p.arrivals` `batch` counters that are zero.
+    pub(crate) unsafe fn topk(
         &self,
         dtype: DType,
-        chunks: u32,
-        batch: u32,
+        grid: (u32, u32),
         threads: u32,
         smem: u32,
         stream: &Stream,
-        p: &Stage1Params,
+        p: &TopKParams,
     ) -> Result<()> {
         // SAFETY: forwarded to the caller.
-        unsafe { self.launch(dtype_slot(dtype), (chunks, batch), threads, smem, stream, p) }
-    }
-
-    /// Launch stage 2 (see `streamtopk_kernels::stage2`).
-    ///
-    /// # Safety
-    /// As [`Kernels::launch`]: `p.cand_*` hold `batch * p.pool` words written
-    /// by stage 1, `p.values` / `p.indices` hold `batch * p.k` elements.
-    pub(crate) unsafe fn stage2(
-        &self,
-        dtype: DType,
-        batch: u32,
-        threads: u32,
-        smem: u32,
-        stream: &Stream,
-        p: &Stage2Params,
-    ) -> Result<()> {
-        // SAFETY: forwarded to the caller.
-        unsafe { self.launch(dtype_slot(dtype) + 3, (batch, 1), threads, smem, stream, p) }
+        unsafe { self.launch(dtype_slot(dtype), grid, threads, smem, stream, p) }
     }
 }

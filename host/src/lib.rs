@@ -5,11 +5,13 @@
 //! which re-exports everything here.
 
 mod error;
+mod graph;
 mod kernels;
 pub mod plan;
 mod topk;
 
 pub use error::{Error, Result};
+pub use graph::Graph;
 pub use kernels::{Kernels, Logit, KERNEL_NAMES};
 pub use plan::Plan;
 pub use streamtopk_kernels::element::DType;

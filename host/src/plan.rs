@@ -1,16 +1,14 @@
 //! Launch planning: how a `[batch, vocab]` top-k splits into chunks and
 //! blocks. Pure arithmetic, shared by the launch wrappers and the tests.
 
-use streamtopk_kernels::params::{pool_len, Layout, MAX_THREADS, MIN_THREADS};
+use streamtopk_kernels::params::{Layout, MAX_THREADS, MIN_THREADS};
 
 /// Default size of a row's stage-2 candidate pool the chunking aims for
 /// (the seed's heuristic: k = 50 gives 10 chunks).
 pub const DEFAULT_TARGET_POOL: usize = 500;
 /// Environment variable that overrides [`DEFAULT_TARGET_POOL`].
 pub const TARGET_POOL_ENV: &str = "STREAMTOPK_TARGET_POOL";
-/// Longest chunk the planner starts from (its keys live in shared memory:
-/// 64 KiB, leaving room for three blocks per multiprocessor); longer only
-/// when the stage-2 pool would not fit otherwise.
+/// Longest chunk the planner makes (its raw elements live in shared memory).
 pub const MAX_CHUNK: u32 = 16384;
 /// Opt-in shared memory per block of sm_90 (H100), the default limit when no
 /// device is at hand.
@@ -18,7 +16,7 @@ pub const SM90_SMEM_LIMIT: u32 = 232_448;
 /// Chunk lengths are multiples of this (64 elements: whole 16-byte vectors
 /// for every dtype, whole warps of vectors).
 pub const CHUNK_ALIGN: u32 = 64;
-/// Largest supported k (its sort buffer lives in shared memory: 32 KiB).
+/// Largest supported k.
 pub const MAX_K: usize = 4096;
 /// Largest supported row length (indices are `u32`).
 pub const MAX_VOCAB: usize = i32::MAX as usize;
@@ -28,51 +26,64 @@ pub const MAX_VOCAB: usize = i32::MAX as usize;
 pub struct Plan {
     pub vocab: u32,
     pub k: u32,
-    /// Elements per stage-1 chunk (the last chunk of a row may be shorter).
+    /// Elements per chunk (the last chunk of a row may be shorter).
     pub chunk_len: u32,
-    /// Chunks per row (stage-1 grid x).
+    /// Chunks per row (grid x); with one, a block owns a row and there is no merge.
     pub chunks: u32,
-    /// Stage-2 candidates per row.
-    pub pool: u32,
-    pub stage1_threads: u32,
-    pub stage2_threads: u32,
-    /// Dynamic shared memory of stage 1 for f32 input (16-bit input needs less).
-    pub stage1_smem: u32,
-    pub stage2_smem: u32,
+    /// Threads per block.
+    pub threads: u32,
 }
 
 impl Plan {
     /// Plan for rows of `vocab` elements, `k` of them wanted, aiming at a
-    /// stage-2 pool of about `target_pool` candidates, with at most
-    /// `smem_limit` bytes of shared memory per block. Inputs must already be
-    /// validated (`1 <= k <= vocab`, `target_pool >= 1`); `None` when no
-    /// chunking fits the shared memory.
+    /// stage-2 pool of about `target_pool` candidates (`chunks * k`), with
+    /// at most `smem_limit` bytes of shared memory per block. Inputs must
+    /// already be validated (`1 <= k <= vocab`, `target_pool >= 1`); `None`
+    /// when no chunking fits the shared memory.
     pub fn new(vocab: u32, k: u32, target_pool: u32, smem_limit: u32) -> Option<Plan> {
-        let len_for = |chunks: u32| vocab.div_ceil(chunks).next_multiple_of(CHUNK_ALIGN);
-        let mut chunks = (target_pool / k).max(1).max(vocab.div_ceil(MAX_CHUNK));
-        // Fewer, longer chunks until the stage-2 pool fits.
-        while Layout::stage2(pool_len(vocab, len_for(chunks), k), k).bytes > smem_limit {
-            if chunks == 1 {
-                return None;
-            }
-            chunks -= 1;
-        }
-        let chunk_len = len_for(chunks);
-        let stage1_smem = Layout::stage1(chunk_len, 4).bytes;
-        if stage1_smem > smem_limit {
-            return None;
-        }
-        let pool = pool_len(vocab, chunk_len, k);
-        Some(Plan {
+        // Every chunk but the last holds at least k elements.
+        let most = (vocab / k).max(1);
+        let fewest = vocab.div_ceil(MAX_CHUNK).min(most);
+        let target = (target_pool / k).clamp(fewest, most);
+        let fits = |chunks: &u32| {
+            let plan = Plan::with_chunks(vocab, k, *chunks);
+            plan.smem(4) <= smem_limit && (plan.chunks == 1 || plan.chunk_len >= k)
+        };
+        // Fewer chunks shrink the pool, more shorten the chunk: the nearest
+        // count below the target that fits, else the nearest above.
+        let chunks = (fewest..=target)
+            .rev()
+            .find(fits)
+            .or_else(|| (target + 1..=most.min(target + 256)).find(fits))?;
+        Some(Plan::with_chunks(vocab, k, chunks))
+    }
+
+    /// The plan with about `chunks` chunks per row.
+    fn with_chunks(vocab: u32, k: u32, chunks: u32) -> Plan {
+        let chunk_len = vocab.div_ceil(chunks).next_multiple_of(CHUNK_ALIGN).min(vocab);
+        let chunks = vocab.div_ceil(chunk_len);
+        // About four 16-byte vectors per thread.
+        let threads = (chunk_len / 32).next_power_of_two().clamp(MIN_THREADS, MAX_THREADS);
+        Plan {
             vocab,
             k,
             chunk_len,
-            chunks: vocab.div_ceil(chunk_len),
-            pool,
-            stage1_threads: if chunk_len >= 8192 { 512 } else { MIN_THREADS },
-            stage2_threads: (k.next_power_of_two() / 2).clamp(MIN_THREADS, MAX_THREADS),
-            stage1_smem,
-            stage2_smem: Layout::stage2(pool, k).bytes,
-        })
+            chunks,
+            threads,
+        }
+    }
+
+    /// Stage-2 candidates per row (`0` with one chunk: no stage 2).
+    pub fn pool(&self) -> u32 {
+        if self.chunks > 1 {
+            self.chunks * self.k
+        } else {
+            0
+        }
+    }
+
+    /// Dynamic shared memory of a launch over elements of `size` bytes.
+    pub fn smem(&self, size: u32) -> u32 {
+        Layout::new(self.chunk_len, size, self.k, self.chunks).bytes
     }
 }

@@ -6,7 +6,7 @@ use cust::event::Event;
 use cust::memory::{CopyDestination, DeviceBuffer, DeviceSlice};
 use cust::stream::Stream;
 use streamtopk_kernels::element::{DType, Element};
-use streamtopk_kernels::params::{Layout, Stage1Params, Stage2Params};
+use streamtopk_kernels::params::{mode, TopKParams};
 
 use crate::error::{Error, Result};
 use crate::kernels::{Kernels, Logit};
@@ -81,16 +81,19 @@ impl TopKConfig {
 /// Exact top-k of `[batch, vocab]` logits, identical to `torch.topk`
 /// (values descending, ties by lower index, NaN largest).
 ///
-/// Create once; each call then launches two kernels on the given stream with
-/// no allocation and no host synchronisation. The workspace is reused by
+/// Create once; each call then launches one kernel on the given stream with
+/// no allocation and no host synchronisation (so it can be captured in a
+/// CUDA graph). The workspace is reused by
 /// every call: calls on different streams must be ordered by the caller (or
 /// use one `TopK` per stream).
 pub struct TopK {
     kernels: Arc<Kernels>,
     config: TopKConfig,
     plan: Plan,
-    cand_keys: DeviceBuffer<u32>,
-    cand_idx: DeviceBuffer<u32>,
+    /// Stage-1 lists, `[max_batch, chunks * k]` sort words.
+    pool: DeviceBuffer<u64>,
+    /// Per-row arrival counters, zero between calls.
+    arrivals: DeviceBuffer<u32>,
 }
 
 impl TopK {
@@ -99,21 +102,17 @@ impl TopK {
         let plan = config.plan_for(kernels.smem_limit())?;
         let max_batch = config.max_batch;
         kernels.make_current()?;
-        let slots = max_batch * plan.pool as usize;
-        // SAFETY: u32 has no invalid bit patterns; stage 1 writes every slot
+        let slots = if plan.chunks > 1 { max_batch * (plan.chunks * plan.k) as usize } else { 1 };
+        // SAFETY: u64 has no invalid bit patterns; stage 1 writes every slot
         // stage 2 reads before it reads it.
-        let (cand_keys, cand_idx) = unsafe {
-            (
-                DeviceBuffer::uninitialized(slots)?,
-                DeviceBuffer::uninitialized(slots)?,
-            )
-        };
+        let pool = unsafe { DeviceBuffer::uninitialized(slots)? };
+        let arrivals = DeviceBuffer::zeroed(max_batch)?;
         Ok(TopK {
             kernels: kernels.clone(),
             config,
             plan,
-            cand_keys,
-            cand_idx,
+            pool,
+            arrivals,
         })
     }
 
@@ -168,8 +167,10 @@ impl TopK {
         self.enqueue(stream, logits, batch, values, indices, None)
     }
 
-    /// As [`TopK::run`], recording `marks[0]` before stage 1, `marks[1]`
-    /// between the stages and `marks[2]` after stage 2 (per-stage timing).
+    /// As [`TopK::run`] but with the stages in two launches, recording
+    /// `marks[0]` before stage 1, `marks[1]` between the stages and `marks[2]`
+    /// after stage 2 (per-stage timing). With one chunk per row there is no
+    /// stage 2 and `marks[1]`, `marks[2]` are recorded together.
     pub fn run_marked<T: Logit>(
         &mut self,
         stream: &Stream,
@@ -195,54 +196,43 @@ impl TopK {
         self.kernels.make_current()?;
         let plan = self.plan;
         let dtype: DType = T::Kernel::DTYPE;
-        let p1 = Stage1Params {
+        let mut p = TopKParams {
             input: logits.as_device_ptr().as_raw(),
-            cand_keys: self.cand_keys.as_device_ptr().as_raw(),
-            cand_idx: self.cand_idx.as_device_ptr().as_raw(),
-            vocab: plan.vocab,
-            chunk_len: plan.chunk_len,
-            k: plan.k,
-            pool: plan.pool,
-        };
-        let p2 = Stage2Params {
-            cand_keys: p1.cand_keys,
-            cand_idx: p1.cand_idx,
+            pool: self.pool.as_device_ptr().as_raw(),
+            arrivals: self.arrivals.as_device_ptr().as_raw(),
             values: values.as_device_ptr().as_raw(),
             indices: indices.as_device_ptr().as_raw(),
-            pool: plan.pool,
+            vocab: plan.vocab,
+            chunk_len: plan.chunk_len,
+            chunks: plan.chunks,
             k: plan.k,
+            mode: mode::FUSED,
         };
         let batch = batch as u32;
-        let mark = |i: usize| marks.map_or(Ok(()), |m| m[i].record(stream));
-        mark(0)?;
-        // SAFETY: `check` matched every length to the plan; the workspace
-        // holds max_batch * pool >= batch * pool slots; `&mut self` keeps
-        // other calls on this workspace out until these are enqueued, and
-        // stream order puts stage 2 after stage 1.
-        unsafe {
-            self.kernels.stage1(
-                dtype,
-                plan.chunks,
-                batch,
-                plan.stage1_threads,
-                Layout::stage1(plan.chunk_len, T::Kernel::SIZE).bytes,
-                stream,
-                &p1,
-            )?
+        let smem = plan.smem(T::Kernel::SIZE);
+        let grid = (plan.chunks, batch);
+        let Some(marks) = marks else {
+            // SAFETY: `check` matched every length to the plan; the workspace
+            // holds max_batch >= batch rows of pool and counters, the counters
+            // are zero between launches (each row's last block resets its
+            // own); `&mut self` keeps other calls on this workspace out until
+            // this one is enqueued, and stream order keeps launches apart.
+            return unsafe { self.kernels.topk(dtype, grid, plan.threads, smem, stream, &p) };
         };
-        mark(1)?;
-        // SAFETY: as above.
-        unsafe {
-            self.kernels.stage2(
-                dtype,
-                batch,
-                plan.stage2_threads,
-                plan.stage2_smem,
-                stream,
-                &p2,
-            )?
-        };
-        mark(2)?;
+        marks[0].record(stream)?;
+        if plan.chunks > 1 {
+            p.mode = mode::STAGE1;
+        }
+        // SAFETY: as above; a STAGE1 launch leaves the counters alone.
+        unsafe { self.kernels.topk(dtype, grid, plan.threads, smem, stream, &p)? };
+        marks[1].record(stream)?;
+        if plan.chunks > 1 {
+            p.mode = mode::STAGE2;
+            // SAFETY: as above; the pool was written by the STAGE1 launch
+            // before it in stream order.
+            unsafe { self.kernels.topk(dtype, (1, batch), plan.threads, smem, stream, &p)? };
+        }
+        marks[2].record(stream)?;
         Ok(())
     }
 

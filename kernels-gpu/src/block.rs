@@ -35,6 +35,8 @@ pub struct Scratch {
 const DIGIT: u32 = smem::CONTROL;
 const REMAINING: u32 = smem::CONTROL + 1;
 const DONE: u32 = smem::CONTROL + 2;
+/// Free broadcast word for the kernels ([`Scratch::word`]).
+const USER: u32 = smem::CONTROL + 3;
 
 impl Scratch {
     /// The header at the start of dynamic shared memory.
@@ -43,6 +45,12 @@ impl Scratch {
         Self {
             words: Shared::dynamic(0),
         }
+    }
+
+    /// The header's free word (a counter or a flag of the caller's).
+    #[inline(always)]
+    pub fn word(self) -> Shared<u32> {
+        Shared::dynamic(USER * 4)
     }
 
     /// Zero the histogram. Followed by a barrier before any `count`.
@@ -103,10 +111,9 @@ pub struct Selection {
     pub take_equal: u32,
 }
 
-/// Inclusive sum over the first `RADIX_BINS` threads (others pass 0 and get
-/// garbage). Contains barriers.
+/// Inclusive prefix sum of `v` over the lanes of the warp.
 #[inline(always)]
-fn scan_bins(scratch: Scratch, v: u32) -> u32 {
+pub fn warp_inclusive_sum(v: u32) -> u32 {
     let mut x = v;
     let mut d = 1;
     while d < 32 {
@@ -116,6 +123,14 @@ fn scan_bins(scratch: Scratch, v: u32) -> u32 {
         }
         d <<= 1;
     }
+    x
+}
+
+/// Inclusive sum over the first `RADIX_BINS` threads (others pass 0 and get
+/// garbage). Contains barriers.
+#[inline(always)]
+fn scan_bins(scratch: Scratch, v: u32) -> u32 {
+    let mut x = warp_inclusive_sum(v);
     if lane() == 31 && thread_idx() < RADIX_BINS {
         scratch.words.set(smem::SCAN + warp(), x);
     }
@@ -296,16 +311,29 @@ pub fn compact<K: Keys, F: FnMut(u32, u32, u32)>(
     sync_threads();
 }
 
-/// A floor for the top `k` of a block's keys from the maxima of `groups`
-/// disjoint groups of them: the k-th largest group maximum, rounded down to
-/// its radix prefix. At least `k` keys (the maxima themselves) are at or
-/// above it. `0` (no filtering) when there are at most `k` groups.
-/// Contains barriers.
+/// Sorts `buf[0..width]` (`width` a power of two) descending with a bitonic
+/// network. Starts and ends with a barrier.
 #[inline(always)]
-pub fn floor_from_group_maxima(scratch: Scratch, maxima: Shared<u32>, groups: u32, k: u32, key_bits: u32) -> u32 {
-    if groups <= k {
-        return 0;
+pub fn bitonic_sort_desc(buf: Shared<u64>, width: u32) {
+    sync_threads();
+    let mut size = 2;
+    while size <= width {
+        let mut stride = size / 2;
+        while stride > 0 {
+            let mut t = thread_idx();
+            while t < width / 2 {
+                let i = 2 * t - (t & (stride - 1));
+                let j = i + stride;
+                let (a, b) = (buf.get(i), buf.get(j));
+                if (a < b) == (i & size == 0) {
+                    buf.set(i, b);
+                    buf.set(j, a);
+                }
+                t += block_dim();
+            }
+            sync_threads();
+            stride /= 2;
+        }
+        size *= 2;
     }
-    scratch.count_top_digit(maxima, groups, 0);
-    radix_select(scratch, maxima, groups, k, key_bits, 0).prefix
 }

@@ -253,3 +253,84 @@ impl Shared<u32> {
         }
     }
 }
+
+impl Shared<u32> {
+    /// `self[i] += v` atomically, returning the old value (`atom.shared.add.u32`).
+    #[inline(always)]
+    pub fn fetch_add(self, i: u32, v: u32) -> u32 {
+        let p = self.ptr.wrapping_add(i as usize);
+        let old: u32;
+        // SAFETY: `p` points into this block's shared memory (see `dynamic`).
+        unsafe {
+            asm!(
+                "{{ .reg .u64 a; cvta.to.shared.u64 a, {p}; atom.shared.add.u32 {o}, [a], {v}; }}",
+                p = in(reg64) p, v = in(reg32) v, o = out(reg32) old,
+            );
+        }
+        old
+    }
+
+    /// Store 16 bytes at words `i..i + 4` (`i * 4` a multiple of 16).
+    #[inline(always)]
+    pub fn set_v4(self, i: u32, v: [u32; 4]) {
+        let p = self.ptr.wrapping_add(i as usize);
+        // SAFETY: in bounds (see `dynamic`) and 16-byte aligned by the caller;
+        // accesses of different threads are separated by barriers.
+        unsafe {
+            asm!(
+                "{{ .reg .u64 a; cvta.to.shared.u64 a, {p}; st.shared.v4.u32 [a], {{{x}, {y}, {z}, {w}}}; }}",
+                p = in(reg64) p, x = in(reg32) v[0], y = in(reg32) v[1], z = in(reg32) v[2], w = in(reg32) v[3],
+            );
+        }
+    }
+}
+
+impl GlobalMut<u32> {
+    /// `self[i] += v` atomically at device scope, returning the old value.
+    #[inline(always)]
+    pub fn fetch_add(self, i: u64, v: u32) -> u32 {
+        let p = self.ptr.wrapping_add(i as usize);
+        let old: u32;
+        // SAFETY: in bounds by the launch contract.
+        unsafe {
+            asm!("atom.global.add.u32 {o}, [{p}], {v};", p = in(reg64) p, v = in(reg32) v, o = out(reg32) old);
+        }
+        old
+    }
+}
+
+impl GlobalMut<u64> {
+    /// Element `i`, read through L2 (`ld.global.cg`): sees what other blocks
+    /// wrote before a [`fence`] that this block has synchronised with.
+    #[inline(always)]
+    pub fn get_cg(self, i: u64) -> u64 {
+        let p = self.ptr.wrapping_add(i as usize);
+        let v: u64;
+        // SAFETY: in bounds by the launch contract.
+        unsafe {
+            asm!("ld.global.cg.u64 {v}, [{p}];", p = in(reg64) p, v = out(reg64) v, options(readonly, nostack));
+        }
+        v
+    }
+}
+
+/// Device-scope acquire-release fence: orders this thread's global memory
+/// accesses before it against those after it, for every block of the grid.
+#[inline(always)]
+pub fn fence() {
+    // SAFETY: a fence has no operands.
+    unsafe {
+        asm!("fence.acq_rel.gpu;", options(nostack));
+    }
+}
+
+/// Value of `v` in lane `src`.
+#[inline(always)]
+pub fn shfl_idx(v: u32, src: u32) -> u32 {
+    let r: u32;
+    // SAFETY: as `ballot`, all lanes take part.
+    unsafe {
+        asm!("shfl.sync.idx.b32 {r}, {v}, {s}, 31, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, s = in(reg32) src, options(nomem, nostack));
+    }
+    r
+}

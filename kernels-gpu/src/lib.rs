@@ -3,8 +3,8 @@
 //! On every target it provides the ABI shared by host and device: key
 //! encodings ([`element`]) and launch parameters / shared-memory layouts
 //! ([`params`]). On `nvptx64` it also holds the device layer ([`device`]),
-//! the block-level primitives ([`block`], [`load`]) and the kernels ([`stage1`],
-//! [`stage2`]).
+//! the block-level primitives ([`block`], [`load`]), the two stages
+//! ([`stage1`], [`merge`]) and the kernel entry points ([`kernel`]).
 #![no_std]
 #![cfg_attr(
     target_arch = "nvptx64",
@@ -26,11 +26,13 @@ pub mod block;
 #[cfg(target_arch = "nvptx64")]
 pub mod device;
 #[cfg(target_arch = "nvptx64")]
+pub mod kernel;
+#[cfg(target_arch = "nvptx64")]
 pub mod load;
 #[cfg(target_arch = "nvptx64")]
-pub mod stage1;
+pub mod merge;
 #[cfg(target_arch = "nvptx64")]
-pub mod stage2;
+pub mod stage1;
 
 #[cfg(target_arch = "nvptx64")]
 #[panic_handler]

@@ -1,63 +1,149 @@
-//! Global → shared loads of a block's keys, with the maximum of each
-//! 16-byte group of them (the filter of [`crate::block::floor_from_group_maxima`]).
+//! Global → shared loads of a block's chunk, cut into groups: one per
+//! aligned 16-byte vector, one per element before the first vector and after
+//! the last. Groups are numbered in element order.
 
 use crate::device::{block_dim, load_nc_v4, thread_idx, Global, Shared};
+use crate::element::Element;
+use crate::params::per_vector;
 
 /// 16-byte loads each thread has in flight.
 const UNROLL: u32 = 4;
 
-/// Loads the `n` elements of `size` (2 or 4) bytes at device address `addr`
-/// (aligned to `size`) into `keys[0..n]` as `key_of(bits)`, and the largest
-/// key of each group into `maxima`; returns the number of groups. 16-byte
-/// loads where aligned, `UNROLL` of them in flight per thread. Needs a
-/// barrier before the results are read.
+/// Where the groups of a chunk of `n` elements of `E` start and end.
+#[derive(Clone, Copy)]
+pub struct Groups {
+    /// Elements before the first 16-byte boundary (one group each).
+    head: u32,
+    /// Whole 16-byte vectors after them.
+    vectors: u32,
+    /// Elements in the chunk.
+    n: u32,
+    /// Elements per vector.
+    per_vec: u32,
+}
+
+impl Groups {
+    /// The groups of the `n` elements of `size` bytes at device address `addr`.
+    #[inline(always)]
+    pub fn new(addr: u64, n: u32, size: u32) -> Self {
+        let per_vec = per_vector(size);
+        let misalign = (16 - (addr % 16) as u32) % 16 / size;
+        let head = if misalign < n { misalign } else { n };
+        Groups {
+            head,
+            vectors: (n - head) / per_vec,
+            n,
+            per_vec,
+        }
+    }
+
+    /// Number of groups.
+    #[inline(always)]
+    pub fn count(self) -> u32 {
+        self.n - self.vectors * (self.per_vec - 1)
+    }
+
+    /// First element and length of group `g`.
+    #[inline(always)]
+    pub fn span(self, g: u32) -> (u32, u32) {
+        if g < self.head {
+            (g, 1)
+        } else if g - self.head < self.vectors {
+            (self.head + (g - self.head) * self.per_vec, self.per_vec)
+        } else {
+            (g + self.vectors * (self.per_vec - 1), 1)
+        }
+    }
+
+    /// Raw-buffer slot of element `i`: shifted so that vectors land on 16 bytes.
+    #[inline(always)]
+    fn slot(self, i: u32) -> u32 {
+        i + (self.per_vec - self.head) % self.per_vec
+    }
+}
+
+/// A chunk's raw elements in shared memory, at the slots [`Groups`] gives.
+#[derive(Clone, Copy)]
+pub struct Raw {
+    offset: u32,
+}
+
+impl Raw {
+    /// The buffer `offset` bytes into dynamic shared memory (16-byte aligned).
+    #[inline(always)]
+    pub fn new(offset: u32) -> Self {
+        Raw { offset }
+    }
+
+    /// Key of element `i`.
+    #[inline(always)]
+    pub fn key<E: Element>(self, groups: Groups, i: u32) -> u32 {
+        let slot = groups.slot(i);
+        let bits = if E::SIZE == 2 {
+            Shared::<u16>::dynamic(self.offset).get(slot) as u32
+        } else {
+            Shared::<u32>::dynamic(self.offset).get(slot)
+        };
+        E::key(bits)
+    }
+
+    #[inline(always)]
+    fn set(self, size: u32, slot: u32, bits: u32) {
+        if size == 2 {
+            Shared::<u16>::dynamic(self.offset).set(slot, bits as u16);
+        } else {
+            Shared::<u32>::dynamic(self.offset).set(slot, bits);
+        }
+    }
+}
+
+/// Loads the chunk at `addr` (aligned to the element size) into `raw` and
+/// the largest key of each group into `maxima[0..groups.count()]`. 16-byte
+/// loads, `UNROLL` in flight per thread. Needs a barrier before the results
+/// are read.
 #[inline(always)]
-pub fn load_keys<F: Fn(u32) -> u32>(addr: u64, n: u32, size: u32, key_of: F, keys: Shared<u32>, maxima: Shared<u32>) -> u32 {
+pub fn load_chunk<E: Element>(addr: u64, groups: Groups, raw: Raw, maxima: Shared<u32>) {
     let tid = thread_idx();
     let threads = block_dim();
-    let per_vec = 16 / size;
-    let misalign = (16 - (addr % 16) as u32) % 16 / size;
-    let head = if misalign < n { misalign } else { n };
-    let vectors = (n - head) / per_vec;
-    let tail_start = head + vectors * per_vec;
-    let edge = head + (n - tail_start);
+    let per_vec = groups.per_vec;
+    let vectors = groups.vectors;
+    let tail_start = groups.head + vectors * per_vec;
 
-    // Head (before the first 16-byte boundary) and tail (after the last):
-    // one group per element, numbered after the vectors.
+    // Head and tail: one group per element.
+    let edge = groups.head + (groups.n - tail_start);
     let halves = Global::<u16>::new(addr);
     let words = Global::<u32>::new(addr);
     let mut e = tid;
     while e < edge {
-        let i = if e < head { e } else { tail_start + e - head };
-        let bits = if size == 2 { halves.get(i) as u32 } else { words.get(i) };
-        let key = key_of(bits);
-        keys.set(i, key);
-        maxima.set(vectors + e, key);
+        let (i, g) = if e < groups.head {
+            (e, e)
+        } else {
+            (tail_start + e - groups.head, e + vectors)
+        };
+        let bits = if E::SIZE == 2 { halves.get(i) as u32 } else { words.get(i) };
+        raw.set(E::SIZE, groups.slot(i), bits);
+        maxima.set(g, E::key(bits));
         e += threads;
     }
 
     // Aligned middle: one group per vector.
-    let first = addr + (head * size) as u64;
+    let first = addr + (groups.head * E::SIZE) as u64;
+    let words = Shared::<u32>::dynamic(raw.offset);
     let load = |v: u32| if v < vectors { load_nc_v4(first + 16 * v as u64) } else { [0; 4] };
     let store = |v: u32, data: [u32; 4]| {
         if v >= vectors {
             return;
         }
-        let base = head + v * per_vec;
+        words.set_v4(groups.slot(groups.head + v * per_vec) * E::SIZE / 4, data);
         let mut max = 0;
-        for (w, word) in (0u32..).zip(data) {
-            if size == 2 {
-                let (lo, hi) = (key_of(word & 0xffff), key_of(word >> 16));
-                keys.set(base + 2 * w, lo);
-                keys.set(base + 2 * w + 1, hi);
-                max = max.max(lo).max(hi);
+        for word in data {
+            if E::SIZE == 2 {
+                max = max.max(E::key(word & 0xffff)).max(E::key(word >> 16));
             } else {
-                let key = key_of(word);
-                keys.set(base + w, key);
-                max = max.max(key);
+                max = max.max(E::key(word));
             }
         }
-        maxima.set(v, max);
+        maxima.set(groups.head + v, max);
     };
     let mut v = tid;
     while v < vectors {
@@ -68,5 +154,4 @@ pub fn load_keys<F: Fn(u32) -> u32>(addr: u64, n: u32, size: u32, key_of: F, key
         store(v + 3 * threads, batch[3]);
         v += UNROLL * threads;
     }
-    vectors + edge
 }

@@ -32,105 +32,102 @@ pub mod smem {
     pub const HEADER_BYTES: u32 = HEADER_WORDS * 4;
 }
 
-/// Parameters of stage 1 (`topk_stage1_<dtype>`).
+/// Parameters of the top-k kernel (`topk_<dtype>`).
 ///
-/// Grid `(chunks, batch)`; block `threads` (multiple of 32, `MIN_THREADS..=MAX_THREADS`);
-/// dynamic shared memory `Layout::stage1(chunk_len, dtype size).bytes`.
+/// Grid `(chunks, batch)`; block `threads` (multiple of 32,
+/// `MIN_THREADS..=MAX_THREADS`); dynamic shared memory
+/// `Layout::new(chunk_len, dtype size, k, chunks).bytes`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stage1Params {
+pub struct TopKParams {
     /// Logits `[batch, vocab]`, row-major, elements of the kernel's dtype.
     pub input: u64,
-    /// Candidate keys, `[batch, pool]` u32.
-    pub cand_keys: u64,
-    /// Candidate indices, `[batch, pool]` u32.
-    pub cand_idx: u64,
-    /// Row length.
-    pub vocab: u32,
-    /// Elements per chunk (the last chunk of a row may be shorter).
-    pub chunk_len: u32,
-    /// Requested k.
-    pub k: u32,
-    /// Candidate slots per row (see [`pool_len`]).
-    pub pool: u32,
-}
-
-/// Parameters of stage 2 (`topk_stage2_<dtype>`).
-///
-/// Grid `(batch)`; block `threads` (as stage 1); dynamic shared memory
-/// `Layout::stage2(pool, k).bytes`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stage2Params {
-    /// Candidate keys written by stage 1, `[batch, pool]`.
-    pub cand_keys: u64,
-    /// Candidate indices written by stage 1, `[batch, pool]`.
-    pub cand_idx: u64,
+    /// Stage-1 candidates, `[batch, chunks * k]` sort words (unused when
+    /// `chunks == 1`).
+    pub pool: u64,
+    /// Per-row arrival counters, `[batch]` u32: zero before and after every
+    /// launch (the row's last block resets its counter).
+    pub arrivals: u64,
     /// Output values `[batch, k]` f32.
     pub values: u64,
     /// Output indices `[batch, k]` u32.
     pub indices: u64,
-    /// Candidates per row.
-    pub pool: u32,
-    /// Requested k (`<= pool`).
+    /// Row length.
+    pub vocab: u32,
+    /// Elements per chunk (the last chunk of a row may be shorter); at
+    /// least `k` when `chunks > 1`.
+    pub chunk_len: u32,
+    /// Chunks per row (grid x).
+    pub chunks: u32,
+    /// Values kept per row (`1..=vocab`).
     pub k: u32,
+    /// Which stages this launch runs: [`mode::FUSED`], [`mode::STAGE1`] or
+    /// [`mode::STAGE2`].
+    pub mode: u32,
 }
 
-/// Candidates a chunk of `len` elements hands to stage 2.
-pub const fn chunk_candidates(len: u32, k: u32) -> u32 {
-    if len < k {
-        len
-    } else {
-        k
-    }
+/// What one launch of the top-k kernel does.
+pub mod mode {
+    /// Both stages: grid `(chunks, batch)`; the row's last block merges.
+    pub const FUSED: u32 = 0;
+    /// Stage 1 only: grid `(chunks, batch)`, every block writes its list to
+    /// the pool (for per-stage timing; `chunks > 1`).
+    pub const STAGE1: u32 = 1;
+    /// Stage 2 only: grid `(1, batch)`, merges the pool a `STAGE1` launch wrote.
+    pub const STAGE2: u32 = 2;
 }
 
-/// Candidate slots per row: chunk `c` writes at `c * chunk_candidates(chunk_len, k)`.
-pub const fn pool_len(vocab: u32, chunk_len: u32, k: u32) -> u32 {
-    let chunks = vocab.div_ceil(chunk_len);
-    let last = vocab - (chunks - 1) * chunk_len;
-    (chunks - 1) * chunk_candidates(chunk_len, k) + chunk_candidates(last, k)
+/// Elements of `size` bytes in one 16-byte vector.
+pub const fn per_vector(size: u32) -> u32 {
+    16 / size
 }
 
-/// Most groups `load::load_keys` makes of `n` elements of `size` bytes:
-/// one per 16-byte vector, one per element before the first and after the last.
+/// Most groups a chunk of `n` elements of `size` bytes makes: one per
+/// 16-byte vector, one per element before the first and after the last.
 pub const fn max_groups(n: u32, size: u32) -> u32 {
-    let per_vec = 16 / size;
-    n / per_vec + 2 * per_vec
+    n / per_vector(size) + 2 * per_vector(size)
 }
 
-/// Byte offsets in the dynamic shared memory of one block top-k over `n`
-/// keys loaded from elements of `size` bytes: the keys, their group
-/// maxima, the `u64` sort buffer of `sort` words (stage 2; 0 in stage 1),
-/// and the total.
+/// Candidate slots of a chunk's sort buffer: its selected groups hold at
+/// most `per_vector(size) * k` elements (and the chunk at most `chunk_len`),
+/// rounded up to a power of two for the bitonic sort.
+pub const fn candidate_capacity(chunk_len: u32, size: u32, k: u32) -> u32 {
+    let most = per_vector(size) * k;
+    let most = if most < chunk_len { most } else { chunk_len };
+    most.next_power_of_two()
+}
+
+/// Byte offsets in the dynamic shared memory of the top-k kernel, after the
+/// scratch header. Stage 1 uses the chunk's raw elements, the maximum key of
+/// each group, the selected groups and the candidates' sort words; stage 2
+/// (the row's last block) reuses the space from `raw` on for the row's pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
-    pub keys: u32,
+    pub raw: u32,
     pub maxima: u32,
-    pub sort: u32,
+    pub selected: u32,
+    pub candidates: u32,
+    pub pool: u32,
     pub bytes: u32,
 }
 
 impl Layout {
-    pub const fn new(n: u32, size: u32, sort: u32) -> Layout {
-        let keys = smem::HEADER_BYTES;
-        let maxima = keys + 4 * n;
-        let sort_at = (maxima + 4 * max_groups(n, size)).next_multiple_of(16);
-        Layout { keys, maxima, sort: sort_at, bytes: sort_at + 8 * sort }
+    pub const fn new(chunk_len: u32, size: u32, k: u32, chunks: u32) -> Layout {
+        let raw = smem::HEADER_BYTES;
+        // One vector of slack so the 16-byte groups land aligned.
+        let maxima = raw + ((chunk_len + per_vector(size)) * size).next_multiple_of(16);
+        let selected = maxima + 4 * max_groups(chunk_len, size);
+        let candidates = (selected + 4 * k).next_multiple_of(16);
+        let stage1_end = candidates + 8 * candidate_capacity(chunk_len, size, k);
+        let pool = raw;
+        let stage2_end = if chunks > 1 { pool + 8 * chunks * k } else { 0 };
+        Layout {
+            raw,
+            maxima,
+            selected,
+            candidates,
+            pool,
+            bytes: if stage1_end > stage2_end { stage1_end } else { stage2_end },
+        }
     }
-
-    /// Stage 1 over chunks of `chunk_len` elements of `size` bytes.
-    pub const fn stage1(chunk_len: u32, size: u32) -> Layout {
-        Layout::new(chunk_len, size, 0)
-    }
-
-    /// Stage 2 over `pool` candidate keys, keeping `k`.
-    pub const fn stage2(pool: u32, k: u32) -> Layout {
-        Layout::new(pool, 4, sort_width(k))
-    }
-}
-
-/// Sort width of stage 2: `k` rounded up to a power of two.
-pub const fn sort_width(k: u32) -> u32 {
-    k.next_power_of_two()
 }

@@ -1,64 +1,93 @@
-//! Stage 1: each chunk of a row hands its local top-min(k, len) to stage 2.
+//! Stage 1: the exact, sorted top-min(k, n) of one chunk of a row.
 //!
-//! Contract (see [`Stage1Params`]):
-//! - grid `(chunks, batch)`, block `threads` (multiple of 32, 256..=1024);
-//! - dynamic shared memory `Layout::stage1(chunk_len, size).bytes`: scratch
-//!   header, one key per chunk element, one maximum per 16-byte group;
-//! - block `(c, r)` reads `input[r, c*chunk_len .. min(vocab, (c+1)*chunk_len))`
-//!   once (16-byte loads where aligned, scalar at the edges), and writes
-//!   `chunk_candidates(len, k)` (key, index) pairs at
-//!   `cand_*[r * pool + c * chunk_candidates(chunk_len, k) ..]`, in index order.
-//!   Ties at the chunk's k-th key go to the lowest indices, so stage 2 sees every
-//!   element that can still be in the row's top k.
+//! One block, `n` elements (any alignment), shared memory as in
+//! [`Layout`]. The chunk is read once from global memory into shared
+//! memory, keeping the largest key of each group of (up to) one 16-byte
+//! vector. Selecting needs only the group maxima:
 //!
-//! The k-th largest group maximum is a floor below which no key can be in
-//! the chunk's top k; the radix select only counts keys above it.
+//! 1. the `s = min(k, groups)` best groups, ordered by (maximum key
+//!    descending, group position ascending), are picked by a radix select
+//!    over the maxima (ties to the lowest positions);
+//! 2. every element of the chunk's top k lies in one of them: an element
+//!    outside them is beaten (by key, or equal key at a lower index) by each
+//!    of the `s` group maxima. So the candidates are the elements of the
+//!    selected groups whose key is at least the k-th maximum's radix prefix:
+//!    at most `per_vector(size) * s` of them;
+//! 3. the candidates' sort words (key descending, index ascending: unique)
+//!    are sorted, and the first `min(k, n)` are the chunk's top k.
 
-use crate::block::{compact, floor_from_group_maxima, radix_select, Scratch};
-use crate::device::{block_idx_x, block_idx_y, sync_threads, GlobalMut, Shared};
-use crate::element::{Bf16, Element, F16, F32};
-use crate::load::load_keys;
-use crate::params::{chunk_candidates, Layout, Stage1Params};
+use crate::block::{bitonic_sort_desc, compact, radix_select, warp_inclusive_sum, Scratch};
+use crate::device::{block_dim, lane, shfl_idx, sync_threads, thread_idx, Shared};
+use crate::element::{sort_word, Element};
+use crate::load::{load_chunk, Groups, Raw};
+use crate::params::Layout;
 
+/// Sorts the top `min(k, n)` of the `n` elements at device address `addr`
+/// (row positions from `first_index`) into the layout's candidate buffer,
+/// as sort words, best first; returns how many. Every thread of the block
+/// must call it; it ends with a barrier.
 #[inline(always)]
-fn stage1<E: Element>(p: &Stage1Params) {
-    let chunk = block_idx_x();
-    let row = block_idx_y();
-    let start = chunk * p.chunk_len;
-    let n = if p.vocab - start < p.chunk_len { p.vocab - start } else { p.chunk_len };
-    let layout = Layout::stage1(p.chunk_len, E::SIZE);
+pub fn chunk_topk<E: Element>(addr: u64, n: u32, first_index: u32, k: u32, layout: &Layout) -> u32 {
     let scratch = Scratch::new();
-    let keys = Shared::<u32>::dynamic(layout.keys);
+    let count = scratch.word();
+    let raw = Raw::new(layout.raw);
     let maxima = Shared::<u32>::dynamic(layout.maxima);
+    let selected = Shared::<u32>::dynamic(layout.selected);
+    let candidates = Shared::<u64>::dynamic(layout.candidates);
 
-    let row_start = row as u64 * p.vocab as u64 + start as u64;
-    let addr = p.input + row_start * E::SIZE as u64;
-    let groups = load_keys(addr, n, E::SIZE, E::key, keys, maxima);
+    let groups = Groups::new(addr, n, E::SIZE);
+    if thread_idx() == 0 {
+        count.set(0, 0);
+    }
+    load_chunk::<E>(addr, groups, raw, maxima);
     sync_threads();
 
-    let k = if p.k < n { p.k } else { n };
-    let floor = floor_from_group_maxima(scratch, maxima, groups, k, E::KEY_BITS);
-    scratch.count_top_digit(keys, n, floor);
-    let sel = radix_select(scratch, keys, n, k, E::KEY_BITS, floor);
-    let out = row as u64 * p.pool as u64 + (chunk * chunk_candidates(p.chunk_len, p.k)) as u64;
-    let cand_keys = GlobalMut::<u32>::new(p.cand_keys);
-    let cand_idx = GlobalMut::<u32>::new(p.cand_idx);
-    compact(scratch, keys, n, sel, |i, slot, key| {
-        cand_keys.set(out + slot as u64, key);
-        cand_idx.set(out + slot as u64, start + i);
-    });
-}
+    // 1. The best `s` groups, into `selected[0..s]`.
+    let g = groups.count();
+    let s = if k < g { k } else { g };
+    if s < g {
+        scratch.count_top_digit(maxima, g, 0);
+    }
+    let sel = radix_select(scratch, maxima, g, s, E::KEY_BITS, 0);
+    compact(scratch, maxima, g, sel, |group, slot, _| selected.set(slot, group));
 
-macro_rules! stage1_kernel {
-    ($name:ident, $ty:ty) => {
-        /// Stage 1 for one dtype (see the module doc).
-        #[no_mangle]
-        pub extern "ptx-kernel" fn $name(p: Stage1Params) {
-            stage1::<$ty>(&p);
+    // 2. Their elements at or above the floor, appended warp by warp.
+    let floor = sel.prefix;
+    let mut base = thread_idx() - lane();
+    while base < s {
+        let i = base + lane();
+        let (first, len) = if i < s { groups.span(selected.get(i)) } else { (0, 0) };
+        let mut mine = 0;
+        for e in first..first + len {
+            mine += (raw.key::<E>(groups, e) >= floor) as u32;
         }
-    };
-}
+        let upto = warp_inclusive_sum(mine);
+        let total = shfl_idx(upto, 31);
+        let start = shfl_idx(if lane() == 0 { count.fetch_add(0, total) } else { 0 }, 0);
+        let mut slot = start + upto - mine;
+        for e in first..first + len {
+            let key = raw.key::<E>(groups, e);
+            if key >= floor {
+                candidates.set(slot, sort_word(key, first_index + e));
+                slot += 1;
+            }
+        }
+        base += block_dim();
+    }
+    sync_threads();
 
-stage1_kernel!(topk_stage1_bf16, Bf16);
-stage1_kernel!(topk_stage1_f16, F16);
-stage1_kernel!(topk_stage1_f32, F32);
+    // 3. Sort them; padding (word 0: no element has key 0) sorts last.
+    let c = count.get(0);
+    let width = c.next_power_of_two();
+    let mut j = c + thread_idx();
+    while j < width {
+        candidates.set(j, 0);
+        j += block_dim();
+    }
+    bitonic_sort_desc(candidates, width);
+    if k < n {
+        k
+    } else {
+        n
+    }
+}
