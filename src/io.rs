@@ -143,8 +143,10 @@ pub fn read_logits(path: &Path) -> Result<Logits, IoError> {
     let (batch, vocab) = (shape[0], shape[1]);
     let raw = t.data();
     let u16s = || {
-        raw.chunks_exact(2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        raw.as_chunks::<2>()
+            .0
+            .iter()
+            .map(|&b| u16::from_le_bytes(b))
     };
     Ok(match t.dtype() {
         StDtype::BF16 => Logits::BF16 {
@@ -159,8 +161,10 @@ pub fn read_logits(path: &Path) -> Result<Logits, IoError> {
         },
         StDtype::F32 => Logits::F32 {
             data: raw
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .as_chunks::<4>()
+                .0
+                .iter()
+                .map(|&b| f32::from_le_bytes(b))
                 .collect(),
             batch,
             vocab,

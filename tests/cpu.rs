@@ -6,7 +6,7 @@ use std::process::Command;
 
 use streamtopk::kernels::element::{Bf16, Element, F16, F32, NAN_KEY};
 use streamtopk::kernels::params::Layout;
-use streamtopk::plan::{Plan, DEFAULT_TARGET_POOL, MAX_CHUNK, MAX_K, SM90_SMEM_LIMIT};
+use streamtopk::plan::{Plan, DEFAULT_TARGET_POOL, MAX_CHUNK_BYTES, MAX_K, SM90_SMEM_LIMIT};
 use streamtopk::{reference, Error, TopKConfig, KERNEL_NAMES, PTX};
 
 /// torch's order of values: NaN above everything, then IEEE total order.
@@ -27,7 +27,12 @@ fn check_keys<E: Element>(patterns: impl Iterator<Item = u32>, to_f32: impl Fn(u
     for w in items.windows(2) {
         let (ka, kb) = (E::key(w[0].1), E::key(w[1].1));
         match value_order(w[0].0, w[1].0) {
-            Ordering::Less => assert!(ka < kb, "{:#x} < {:#x} but keys {ka:#x} >= {kb:#x}", w[0].1, w[1].1),
+            Ordering::Less => assert!(
+                ka < kb,
+                "{:#x} < {:#x} but keys {ka:#x} >= {kb:#x}",
+                w[0].1,
+                w[1].1
+            ),
             _ => assert_eq!(ka, kb, "equal values {:#x} {:#x}", w[0].1, w[1].1),
         }
     }
@@ -56,7 +61,19 @@ fn f16_keys_order_every_pattern() {
 
 #[test]
 fn f32_keys_order_specials_and_random_patterns() {
-    let specials = [0u32, 0x8000_0000, 1, 0x8000_0001, 0x7f7f_ffff, 0xff7f_ffff, 0x7f80_0000, 0xff80_0000, 0x7fc0_0000, 0xffc0_0001, 0x3f80_0000];
+    let specials = [
+        0u32,
+        0x8000_0000,
+        1,
+        0x8000_0001,
+        0x7f7f_ffff,
+        0xff7f_ffff,
+        0x7f80_0000,
+        0xff80_0000,
+        0x7fc0_0000,
+        0xffc0_0001,
+        0x3f80_0000,
+    ];
     let mut x = 0x1234_5678_9abc_def0u64;
     let random = (0..200_000).map(move |_| {
         x ^= x << 13;
@@ -71,7 +88,9 @@ fn f32_keys_order_specials_and_random_patterns() {
 fn reference_matches_a_full_stable_sort() {
     let mut x = 7u64;
     let mut next = move || {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (x >> 33) as u32
     };
     for case in 0..200 {
@@ -107,39 +126,65 @@ fn reference_matches_a_full_stable_sort() {
 fn first_mismatch_finds_value_and_index_differences() {
     let (v, i) = (vec![3.0, 2.0, f32::NAN], vec![0, 1, 2]);
     assert_eq!(reference::first_mismatch(&v, &i, &v, &i), None);
-    assert_eq!(reference::first_mismatch(&[3.0, 2.5, f32::NAN], &i, &v, &i), Some(1));
+    assert_eq!(
+        reference::first_mismatch(&[3.0, 2.5, f32::NAN], &i, &v, &i),
+        Some(1)
+    );
     assert_eq!(reference::first_mismatch(&v, &[0, 1, 3], &v, &i), Some(2));
     assert_eq!(reference::first_mismatch(&v[..2], &i[..2], &v, &i), Some(2));
 }
 
 #[test]
 fn plan_follows_the_seed_heuristic_and_fits_the_device() {
-    let p = Plan::new(50304, 50, DEFAULT_TARGET_POOL as u32, SM90_SMEM_LIMIT).unwrap();
+    let p = Plan::new(50304, 50, 2, DEFAULT_TARGET_POOL as u32, SM90_SMEM_LIMIT).unwrap();
     assert_eq!((p.chunks, p.pool()), (10, 500));
-    // The seed would take 2 chunks of 25,152; chunks are capped at MAX_CHUNK.
-    let p = Plan::new(50304, 200, 500, SM90_SMEM_LIMIT).unwrap();
+    // The seed would take 2 chunks of 25,152 (at most 16,384 f32 elements fit).
+    let p = Plan::new(50304, 200, 2, 500, SM90_SMEM_LIMIT).unwrap();
+    assert_eq!((p.chunks, p.chunk_len), (2, 25152));
+    let p = Plan::new(50304, 200, 4, 500, SM90_SMEM_LIMIT).unwrap();
     assert_eq!((p.chunks, p.chunk_len), (4, 12608));
     // One chunk per row: no stage 2.
-    let p = Plan::new(4096, 50, 50, SM90_SMEM_LIMIT).unwrap();
+    let p = Plan::new(4096, 50, 4, 50, SM90_SMEM_LIMIT).unwrap();
     assert_eq!((p.chunks, p.pool()), (1, 0));
-    for vocab in [1u32, 7, 63, 64, 65, 1000, 50304, 128256, 151936, 262144, 300_000, 1 << 20] {
+    for vocab in [
+        1u32,
+        7,
+        63,
+        64,
+        65,
+        1000,
+        50304,
+        128256,
+        151936,
+        262144,
+        300_000,
+        1 << 20,
+    ] {
         for k in [1u32, 2, 50, 200, 1024, 2048, 4096] {
             if k > vocab {
                 continue;
             }
-            for target in [1u32, 500, 5000] {
-                let Some(p) = Plan::new(vocab, k, target, SM90_SMEM_LIMIT) else {
-                    assert!(k > 1024 || vocab > 300_000, "no plan for vocab {vocab}, k {k}");
+            for (target, size) in [1u32, 500, 5000].into_iter().flat_map(|t| [(t, 2), (t, 4)]) {
+                let Some(p) = Plan::new(vocab, k, size, target, SM90_SMEM_LIMIT) else {
+                    assert!(
+                        k > 1024 || vocab > 300_000,
+                        "no plan for vocab {vocab}, k {k}"
+                    );
                     continue;
                 };
-                assert!(p.chunks >= 1 && (p.chunks - 1) * p.chunk_len < vocab && p.chunks * p.chunk_len >= vocab);
+                assert!(
+                    p.chunks >= 1
+                        && (p.chunks - 1) * p.chunk_len < vocab
+                        && p.chunks * p.chunk_len >= vocab
+                );
                 assert!(p.chunk_len % 64 == 0 || p.chunk_len == vocab);
-                assert!(p.chunk_len <= MAX_CHUNK);
-                assert!(p.chunks == 1 || p.chunk_len >= k, "a full chunk holds k elements");
-                for size in [2, 4] {
-                    assert_eq!(p.smem(size), Layout::new(p.chunk_len, size, k, p.chunks).bytes);
-                    assert!(p.smem(size) <= SM90_SMEM_LIMIT);
-                }
+                assert!(p.chunk_len * size <= MAX_CHUNK_BYTES);
+                assert!(
+                    p.chunks == 1 || p.chunk_len >= k,
+                    "a full chunk holds k elements"
+                );
+                assert_eq!(p.smem(), Layout::new(p.chunk_len, size, k, p.chunks).bytes);
+                assert!(p.smem() <= SM90_SMEM_LIMIT);
                 assert!(p.threads % 32 == 0 && (256..=1024).contains(&p.threads));
             }
         }
@@ -149,7 +194,7 @@ fn plan_follows_the_seed_heuristic_and_fits_the_device() {
 #[test]
 fn shapes_beyond_shared_memory_are_refused() {
     // A million-wide row with k = 4096 needs a pool that fits no block.
-    assert_eq!(Plan::new(1 << 20, 4096, 500, SM90_SMEM_LIMIT), None);
+    assert_eq!(Plan::new(1 << 20, 4096, 4, 500, SM90_SMEM_LIMIT), None);
     let c = TopKConfig::new(1, 1 << 20, 4096);
     assert!(matches!(c.plan(), Err(Error::ShapeTooLarge { .. })));
 }
@@ -167,10 +212,16 @@ fn target_pool_is_overridable() {
 fn bad_configs_get_typed_errors() {
     let plan = |b, v, k| TopKConfig::new(b, v, k).plan();
     assert!(matches!(plan(1, 100, 0), Err(Error::KZero)));
-    assert!(matches!(plan(1, 100, 101), Err(Error::KAboveVocab { k: 101, vocab: 100 })));
+    assert!(matches!(
+        plan(1, 100, 101),
+        Err(Error::KAboveVocab { k: 101, vocab: 100 })
+    ));
     assert!(matches!(plan(0, 100, 1), Err(Error::BatchZero)));
     assert!(matches!(plan(1, 0, 1), Err(Error::VocabZero)));
-    assert!(matches!(plan(1, 100_000, MAX_K + 1), Err(Error::KAboveLimit { .. })));
+    assert!(matches!(
+        plan(1, 100_000, MAX_K + 1),
+        Err(Error::KAboveLimit { .. })
+    ));
     assert!(plan(1, 100, 100).is_ok());
     let msg = plan(1, 100, 101).unwrap_err().to_string();
     assert!(msg.contains("101") && msg.contains("100"), "{msg}");
@@ -179,7 +230,10 @@ fn bad_configs_get_typed_errors() {
 #[test]
 fn ptx_has_every_kernel_entry_point() {
     for name in KERNEL_NAMES {
-        assert!(PTX.contains(&format!(".visible .entry {name}(")), "{name} missing from the PTX");
+        assert!(
+            PTX.contains(&format!(".visible .entry {name}(")),
+            "{name} missing from the PTX"
+        );
     }
     assert!(PTX.contains(".target sm_90") || std::env::var("STREAMTOPK_ARCH").is_ok());
 }
@@ -216,11 +270,20 @@ fn ptx_assembles_for_sm90_without_spills() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ptxas failed:\n{log}");
     for name in KERNEL_NAMES {
-        assert!(log.contains(&format!("Compiling entry function '{name}'")), "{name} not assembled");
+        assert!(
+            log.contains(&format!("Compiling entry function '{name}'")),
+            "{name} not assembled"
+        );
     }
     for line in log.lines().filter(|l| l.contains("spill")) {
-        assert!(line.contains(" 0 bytes spill stores, 0 bytes spill loads"), "spills: {line}");
-        assert!(line.trim_start().starts_with("0 bytes stack frame"), "local memory: {line}");
+        assert!(
+            line.contains(" 0 bytes spill stores, 0 bytes spill loads"),
+            "spills: {line}"
+        );
+        assert!(
+            line.trim_start().starts_with("0 bytes stack frame"),
+            "local memory: {line}"
+        );
     }
     println!("{log}");
 }
@@ -231,26 +294,55 @@ fn safetensors_round_trip_and_errors() {
     use streamtopk::io::{self, Logits};
     let dir = std::env::temp_dir().join(format!("streamtopk-io-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let vals: Vec<half::bf16> = io::randn(6, 1).into_iter().map(half::bf16::from_f32).collect();
-    let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_bits().to_le_bytes()).collect();
+    let vals: Vec<half::bf16> = io::randn(6, 1)
+        .into_iter()
+        .map(half::bf16::from_f32)
+        .collect();
+    let bytes: Vec<u8> = vals
+        .iter()
+        .flat_map(|v| v.to_bits().to_le_bytes())
+        .collect();
     let file = dir.join("logits.safetensors");
     let t = TensorView::new(Dtype::BF16, vec![2, 3], &bytes).unwrap();
-    std::fs::write(&file, safetensors::serialize([("logits", t)], &None).unwrap()).unwrap();
+    std::fs::write(
+        &file,
+        safetensors::serialize([("logits", t)], &None).unwrap(),
+    )
+    .unwrap();
     match io::read_logits(&file).unwrap() {
         Logits::BF16 { data, batch, vocab } => assert_eq!((data, batch, vocab), (vals, 2, 3)),
         _ => panic!("wrong dtype"),
     }
     let bad = dir.join("bad.safetensors");
     let t = TensorView::new(Dtype::BF16, vec![6], &bytes).unwrap();
-    std::fs::write(&bad, safetensors::serialize([("logits", t)], &None).unwrap()).unwrap();
-    assert!(matches!(io::read_logits(&bad), Err(io::IoError::BadShape { .. })));
+    std::fs::write(
+        &bad,
+        safetensors::serialize([("logits", t)], &None).unwrap(),
+    )
+    .unwrap();
+    assert!(matches!(
+        io::read_logits(&bad),
+        Err(io::IoError::BadShape { .. })
+    ));
     let t = TensorView::new(Dtype::BF16, vec![2, 3], &bytes).unwrap();
     std::fs::write(&bad, safetensors::serialize([("other", t)], &None).unwrap()).unwrap();
-    assert!(matches!(io::read_logits(&bad), Err(io::IoError::MissingTensor { .. })));
+    assert!(matches!(
+        io::read_logits(&bad),
+        Err(io::IoError::MissingTensor { .. })
+    ));
     std::fs::write(&bad, b"not a safetensors file").unwrap();
-    assert!(matches!(io::read_logits(&bad), Err(io::IoError::Format { .. })));
-    assert!(matches!(io::read_logits(&dir.join("missing")), Err(io::IoError::Read { .. })));
-    assert!(matches!(io::parse_dtype("int8"), Err(io::IoError::UnsupportedDtype(_))));
+    assert!(matches!(
+        io::read_logits(&bad),
+        Err(io::IoError::Format { .. })
+    ));
+    assert!(matches!(
+        io::read_logits(&dir.join("missing")),
+        Err(io::IoError::Read { .. })
+    ));
+    assert!(matches!(
+        io::parse_dtype("int8"),
+        Err(io::IoError::UnsupportedDtype(_))
+    ));
 
     let out = dir.join("out.safetensors");
     io::write_topk(&out, &[2.0, 1.0], &[5, 3], 1, 2).unwrap();

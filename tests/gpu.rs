@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use common::{logits, Dist, Rng, ALL_DISTS};
 use cust::stream::{Stream, StreamFlags};
+use streamtopk::kernels::element::Element;
 use streamtopk::{reference, Kernels, Logit, TopK, TopKConfig};
 
 fn setup() -> (Arc<Kernels>, Stream) {
@@ -16,10 +17,24 @@ fn setup() -> (Arc<Kernels>, Stream) {
 }
 
 /// Run one case of type `T`; panics with the case on mismatch.
-fn check<T: Logit>(kernels: &Arc<Kernels>, stream: &Stream, values: &[f32], batch: usize, vocab: usize, k: usize, what: &str) {
+fn check<T: Logit>(
+    kernels: &Arc<Kernels>,
+    stream: &Stream,
+    values: &[f32],
+    batch: usize,
+    vocab: usize,
+    k: usize,
+    what: &str,
+) {
     let host: Vec<T> = values.iter().map(|&v| T::from_f32(v)).collect();
-    let mut topk = TopK::new(kernels, TopKConfig::new(batch, vocab, k)).unwrap_or_else(|e| panic!("{what}: {e}"));
-    let (v, i) = topk.run_host(stream, &host, batch).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut topk = TopK::new(
+        kernels,
+        TopKConfig::new(batch, vocab, k).with_dtype(T::Kernel::DTYPE),
+    )
+    .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let (v, i) = topk
+        .run_host(stream, &host, batch)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
     let (rv, ri) = reference::topk(&host, batch, vocab, k);
     if let Some(j) = reference::first_mismatch(&v, &i, &rv, &ri) {
         let (row, col) = (j / k, j % k);
@@ -34,12 +49,44 @@ fn check<T: Logit>(kernels: &Arc<Kernels>, stream: &Stream, values: &[f32], batc
     }
 }
 
-fn check_all_dtypes(kernels: &Arc<Kernels>, stream: &Stream, dist: Dist, batch: usize, vocab: usize, k: usize, seed: u64) {
+fn check_all_dtypes(
+    kernels: &Arc<Kernels>,
+    stream: &Stream,
+    dist: Dist,
+    batch: usize,
+    vocab: usize,
+    k: usize,
+    seed: u64,
+) {
     let values = logits(dist, batch, vocab, k, seed);
     let what = format!("{dist:?} batch={batch} vocab={vocab} k={k} seed={seed}");
-    check::<half::bf16>(kernels, stream, &values, batch, vocab, k, &format!("bf16 {what}"));
-    check::<half::f16>(kernels, stream, &values, batch, vocab, k, &format!("f16 {what}"));
-    check::<f32>(kernels, stream, &values, batch, vocab, k, &format!("f32 {what}"));
+    check::<half::bf16>(
+        kernels,
+        stream,
+        &values,
+        batch,
+        vocab,
+        k,
+        &format!("bf16 {what}"),
+    );
+    check::<half::f16>(
+        kernels,
+        stream,
+        &values,
+        batch,
+        vocab,
+        k,
+        &format!("f16 {what}"),
+    );
+    check::<f32>(
+        kernels,
+        stream,
+        &values,
+        batch,
+        vocab,
+        k,
+        &format!("f32 {what}"),
+    );
 }
 
 /// The seed benchmark's rows plus the foundation issue's two large ones.
@@ -69,7 +116,12 @@ fn seed_matrix_randn_all_dtypes() {
 fn every_distribution_on_nanochat_shapes() {
     let (kernels, stream) = setup();
     for dist in ALL_DISTS {
-        for (batch, vocab, k) in [(1, 50304, 50), (3, 50304, 200), (2, 151936, 1024), (5, 4099, 7)] {
+        for (batch, vocab, k) in [
+            (1, 50304, 50),
+            (3, 50304, 200),
+            (2, 151936, 1024),
+            (5, 4099, 7),
+        ] {
             check_all_dtypes(&kernels, &stream, dist, batch, vocab, k, 7);
         }
     }
@@ -79,7 +131,16 @@ fn every_distribution_on_nanochat_shapes() {
 #[ignore = "needs a CUDA GPU"]
 fn tiny_and_edge_shapes() {
     let (kernels, stream) = setup();
-    for (batch, vocab, k) in [(1, 1, 1), (2, 2, 2), (3, 7, 1), (1, 31, 31), (2, 65, 64), (1, 1000, 1000), (1, 16385, 16), (1, 300000, 1)] {
+    for (batch, vocab, k) in [
+        (1, 1, 1),
+        (2, 2, 2),
+        (3, 7, 1),
+        (1, 31, 31),
+        (2, 65, 64),
+        (1, 1000, 1000),
+        (1, 16385, 16),
+        (1, 300000, 1),
+    ] {
         for dist in ALL_DISTS {
             check_all_dtypes(&kernels, &stream, dist, batch, vocab, k, 3);
         }
@@ -107,9 +168,33 @@ fn random_shapes() {
         let values = logits(dist, batch, vocab, k, seed);
         let what = format!("case {case}: {dist:?} batch={batch} vocab={vocab} k={k} seed={seed}");
         match case % 3 {
-            0 => check::<half::bf16>(&kernels, &stream, &values, batch, vocab, k, &format!("bf16 {what}")),
-            1 => check::<half::f16>(&kernels, &stream, &values, batch, vocab, k, &format!("f16 {what}")),
-            _ => check::<f32>(&kernels, &stream, &values, batch, vocab, k, &format!("f32 {what}")),
+            0 => check::<half::bf16>(
+                &kernels,
+                &stream,
+                &values,
+                batch,
+                vocab,
+                k,
+                &format!("bf16 {what}"),
+            ),
+            1 => check::<half::f16>(
+                &kernels,
+                &stream,
+                &values,
+                batch,
+                vocab,
+                k,
+                &format!("f16 {what}"),
+            ),
+            _ => check::<f32>(
+                &kernels,
+                &stream,
+                &values,
+                batch,
+                vocab,
+                k,
+                &format!("f32 {what}"),
+            ),
         }
     }
     eprintln!("random_shapes: {cases} cases matched the reference");
@@ -121,9 +206,22 @@ fn bad_call_shapes_are_refused_and_leave_outputs_alone() {
     let (kernels, stream) = setup();
     let mut topk = TopK::new(&kernels, TopKConfig::new(2, 1000, 10)).unwrap();
     let host = vec![half::bf16::from_f32(1.0); 1000];
-    assert!(matches!(topk.run_host(&stream, &host, 2), Err(streamtopk::Error::LengthMismatch { .. })));
-    assert!(matches!(topk.run_host(&stream, &host, 0), Err(streamtopk::Error::BatchZero)));
-    assert!(matches!(topk.run_host(&stream, &vec![half::bf16::ZERO; 3000], 3), Err(streamtopk::Error::BatchAboveMax { .. })));
+    assert!(matches!(
+        topk.run_host(&stream, &host, 2),
+        Err(streamtopk::Error::LengthMismatch { .. })
+    ));
+    assert!(matches!(
+        topk.run_host(&stream, &host, 0),
+        Err(streamtopk::Error::BatchZero)
+    ));
+    assert!(matches!(
+        topk.run_host(&stream, &vec![half::bf16::ZERO; 3000], 3),
+        Err(streamtopk::Error::BatchAboveMax { .. })
+    ));
+    assert!(matches!(
+        topk.run_host(&stream, &vec![0f32; 1000], 1),
+        Err(streamtopk::Error::DTypeMismatch { .. })
+    ));
     // The operator still works after refusals.
     let values = logits(Dist::Randn, 1, 1000, 10, 1);
     let host: Vec<half::bf16> = values.iter().map(|&v| half::bf16::from_f32(v)).collect();
@@ -137,7 +235,13 @@ fn bad_call_shapes_are_refused_and_leave_outputs_alone() {
 fn repeated_split_and_graph_replayed_calls_agree() {
     use cust::memory::{CopyDestination, DeviceBuffer};
     let (kernels, stream) = setup();
-    for (batch, vocab, k) in [(4, 50304, 50), (1, 50304, 200), (2, 151936, 1024), (3, 4099, 7), (2, 1000, 1000)] {
+    for (batch, vocab, k) in [
+        (4, 50304, 50),
+        (1, 50304, 200),
+        (2, 151936, 1024),
+        (3, 4099, 7),
+        (2, 1000, 1000),
+    ] {
         let values = logits(Dist::Randn, batch, vocab, k, 11);
         let host: Vec<half::bf16> = values.iter().map(|&v| half::bf16::from_f32(v)).collect();
         let (rv, ri) = reference::topk(&host, batch, vocab, k);
@@ -151,24 +255,42 @@ fn repeated_split_and_graph_replayed_calls_agree() {
             let (mut hv, mut hi) = (vec![0f32; batch * k], vec![0u32; batch * k]);
             v.copy_to(&mut hv[..]).unwrap();
             i.copy_to(&mut hi[..]).unwrap();
-            assert_eq!(reference::first_mismatch(&hv, &hi, &rv, &ri), None, "{how}: batch={batch} vocab={vocab} k={k} plan {plan:?}");
+            assert_eq!(
+                reference::first_mismatch(&hv, &hi, &rv, &ri),
+                None,
+                "{how}: batch={batch} vocab={vocab} k={k} plan {plan:?}"
+            );
         };
         for call in 0..3 {
             topk.run(&stream, &input, batch, &mut v, &mut i).unwrap();
             expect(&v, &i, &format!("plain call {call}"));
         }
-        let marks = [(); 3].map(|_| cust::event::Event::new(cust::event::EventFlags::DEFAULT).unwrap());
-        topk.run_marked(&stream, &input, batch, &mut v, &mut i, [&marks[0], &marks[1], &marks[2]]).unwrap();
+        let marks =
+            [(); 3].map(|_| cust::event::Event::new(cust::event::EventFlags::DEFAULT).unwrap());
+        topk.run_marked(
+            &stream,
+            &input,
+            batch,
+            &mut v,
+            &mut i,
+            [&marks[0], &marks[1], &marks[2]],
+        )
+        .unwrap();
         expect(&v, &i, "stages in two launches");
 
         let mut gv = DeviceBuffer::<f32>::zeroed(batch * k).unwrap();
         let mut gi = DeviceBuffer::<u32>::zeroed(batch * k).unwrap();
-        let graph = streamtopk::Graph::capture(&stream, |s| topk.run(s, &input, batch, &mut gv, &mut gi)).unwrap();
+        let graph =
+            streamtopk::Graph::capture(&stream, |s| topk.run(s, &input, batch, &mut gv, &mut gi))
+                .unwrap();
         stream.synchronize().unwrap();
         let (mut hv, mut hi) = (vec![1f32; batch * k], vec![1u32; batch * k]);
         gv.copy_to(&mut hv[..]).unwrap();
         gi.copy_to(&mut hi[..]).unwrap();
-        assert!(hv.iter().all(|&x| x == 0.0) && hi.iter().all(|&x| x == 0), "capture must not run the kernel");
+        assert!(
+            hv.iter().all(|&x| x == 0.0) && hi.iter().all(|&x| x == 0),
+            "capture must not run the kernel"
+        );
         for _ in 0..5 {
             graph.launch(&stream).unwrap();
         }

@@ -1,6 +1,7 @@
 //! Typed errors of the host API.
 
 use cust::error::CudaError;
+use streamtopk_kernels::element::DType;
 
 /// Everything the host API can refuse or fail with.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,8 @@ pub enum Error {
     VocabAboveLimit { vocab: usize, max: usize },
     #[error("vocab = {vocab} with k = {k} needs more shared memory per block than the device has")]
     ShapeTooLarge { vocab: usize, k: usize },
+    #[error("the TopK was built for {expected:?} logits but was called with {got:?}")]
+    DTypeMismatch { expected: DType, got: DType },
     #[error("target pool must be at least 1, got 0")]
     TargetPoolZero,
     #[error("{what} has {got} elements, expected {expected}")]

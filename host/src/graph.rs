@@ -21,12 +21,17 @@ impl Graph {
     pub fn capture<F: FnOnce(&Stream) -> Result<()>>(stream: &Stream, record: F) -> Result<Graph> {
         // SAFETY: starts capture on a live stream; it is ended below on every path.
         driver("cuStreamBeginCapture", unsafe {
-            cuda::cuStreamBeginCapture_v2(stream.as_inner(), cuda::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            cuda::cuStreamBeginCapture_v2(
+                stream.as_inner(),
+                cuda::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL,
+            )
         })?;
         let recorded = record(stream);
         let mut graph = std::ptr::null_mut();
         // SAFETY: ends the capture begun above; `graph` receives a new graph or stays null.
-        let ended = driver("cuStreamEndCapture", unsafe { cuda::cuStreamEndCapture(stream.as_inner(), &mut graph) });
+        let ended = driver("cuStreamEndCapture", unsafe {
+            cuda::cuStreamEndCapture(stream.as_inner(), &mut graph)
+        });
         let destroy = |graph: cuda::CUgraph| {
             if !graph.is_null() {
                 // SAFETY: `graph` came from the capture and is not used again.
@@ -39,7 +44,9 @@ impl Graph {
         }
         let mut exec = std::ptr::null_mut();
         // SAFETY: instantiates the captured graph into `exec`.
-        if let Err(e) = driver("cuGraphInstantiateWithFlags", unsafe { cuda::cuGraphInstantiateWithFlags(&mut exec, graph, 0) }) {
+        if let Err(e) = driver("cuGraphInstantiateWithFlags", unsafe {
+            cuda::cuGraphInstantiateWithFlags(&mut exec, graph, 0)
+        }) {
             destroy(graph);
             return Err(e);
         }
@@ -50,7 +57,9 @@ impl Graph {
     pub fn launch(&self, stream: &Stream) -> Result<()> {
         // SAFETY: `exec` is a live instantiated graph; its kernels' buffers
         // outlive it (see `capture`).
-        driver("cuGraphLaunch", unsafe { cuda::cuGraphLaunch(self.exec, stream.as_inner()) })
+        driver("cuGraphLaunch", unsafe {
+            cuda::cuGraphLaunch(self.exec, stream.as_inner())
+        })
     }
 }
 

@@ -8,8 +8,9 @@ use streamtopk_kernels::params::{Layout, MAX_THREADS, MIN_THREADS};
 pub const DEFAULT_TARGET_POOL: usize = 500;
 /// Environment variable that overrides [`DEFAULT_TARGET_POOL`].
 pub const TARGET_POOL_ENV: &str = "STREAMTOPK_TARGET_POOL";
-/// Longest chunk the planner makes (its raw elements live in shared memory).
-pub const MAX_CHUNK: u32 = 16384;
+/// Largest chunk the planner makes, in bytes (its raw elements live in
+/// shared memory): 32,768 16-bit or 16,384 f32 elements.
+pub const MAX_CHUNK_BYTES: u32 = 65536;
 /// Opt-in shared memory per block of sm_90 (H100), the default limit when no
 /// device is at hand.
 pub const SM90_SMEM_LIMIT: u32 = 232_448;
@@ -26,6 +27,8 @@ pub const MAX_VOCAB: usize = i32::MAX as usize;
 pub struct Plan {
     pub vocab: u32,
     pub k: u32,
+    /// Element size in bytes (2 or 4).
+    pub size: u32,
     /// Elements per chunk (the last chunk of a row may be shorter).
     pub chunk_len: u32,
     /// Chunks per row (grid x); with one, a block owns a row and there is no merge.
@@ -35,19 +38,19 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Plan for rows of `vocab` elements, `k` of them wanted, aiming at a
+    /// Plan for rows of `vocab` elements of `size` bytes, `k` of them wanted, aiming at a
     /// stage-2 pool of about `target_pool` candidates (`chunks * k`), with
     /// at most `smem_limit` bytes of shared memory per block. Inputs must
     /// already be validated (`1 <= k <= vocab`, `target_pool >= 1`); `None`
     /// when no chunking fits the shared memory.
-    pub fn new(vocab: u32, k: u32, target_pool: u32, smem_limit: u32) -> Option<Plan> {
+    pub fn new(vocab: u32, k: u32, size: u32, target_pool: u32, smem_limit: u32) -> Option<Plan> {
         // Every chunk but the last holds at least k elements.
         let most = (vocab / k).max(1);
-        let fewest = vocab.div_ceil(MAX_CHUNK).min(most);
+        let fewest = vocab.div_ceil(MAX_CHUNK_BYTES / size).min(most);
         let target = (target_pool / k).clamp(fewest, most);
         let fits = |chunks: &u32| {
-            let plan = Plan::with_chunks(vocab, k, *chunks);
-            plan.smem(4) <= smem_limit && (plan.chunks == 1 || plan.chunk_len >= k)
+            let plan = Plan::with_chunks(vocab, k, size, *chunks);
+            plan.smem() <= smem_limit && (plan.chunks == 1 || plan.chunk_len >= k)
         };
         // Fewer chunks shrink the pool, more shorten the chunk: the nearest
         // count below the target that fits, else the nearest above.
@@ -55,18 +58,24 @@ impl Plan {
             .rev()
             .find(fits)
             .or_else(|| (target + 1..=most.min(target + 256)).find(fits))?;
-        Some(Plan::with_chunks(vocab, k, chunks))
+        Some(Plan::with_chunks(vocab, k, size, chunks))
     }
 
     /// The plan with about `chunks` chunks per row.
-    fn with_chunks(vocab: u32, k: u32, chunks: u32) -> Plan {
-        let chunk_len = vocab.div_ceil(chunks).next_multiple_of(CHUNK_ALIGN).min(vocab);
+    fn with_chunks(vocab: u32, k: u32, size: u32, chunks: u32) -> Plan {
+        let chunk_len = vocab
+            .div_ceil(chunks)
+            .next_multiple_of(CHUNK_ALIGN)
+            .min(vocab);
         let chunks = vocab.div_ceil(chunk_len);
         // About four 16-byte vectors per thread.
-        let threads = (chunk_len / 32).next_power_of_two().clamp(MIN_THREADS, MAX_THREADS);
+        let threads = (chunk_len / 32)
+            .next_power_of_two()
+            .clamp(MIN_THREADS, MAX_THREADS);
         Plan {
             vocab,
             k,
+            size,
             chunk_len,
             chunks,
             threads,
@@ -82,8 +91,8 @@ impl Plan {
         }
     }
 
-    /// Dynamic shared memory of a launch over elements of `size` bytes.
-    pub fn smem(&self, size: u32) -> u32 {
-        Layout::new(self.chunk_len, size, self.k, self.chunks).bytes
+    /// Dynamic shared memory of a launch.
+    pub fn smem(&self) -> u32 {
+        Layout::new(self.chunk_len, self.size, self.k, self.chunks).bytes
     }
 }

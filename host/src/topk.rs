@@ -21,19 +21,27 @@ pub struct TopKConfig {
     pub vocab: usize,
     /// Values kept per row.
     pub k: usize,
+    /// Element type of the logits the calls pass.
+    pub dtype: DType,
     /// Stage-2 pool the chunking aims for; `None`: `$STREAMTOPK_TARGET_POOL`, else 500.
     pub target_pool: Option<usize>,
 }
 
 impl TopKConfig {
-    /// Config with the default target pool.
+    /// Config for bf16 logits with the default target pool.
     pub fn new(max_batch: usize, vocab: usize, k: usize) -> Self {
         Self {
             max_batch,
             vocab,
             k,
+            dtype: DType::BF16,
             target_pool: None,
         }
+    }
+
+    /// The same config for logits of `dtype`.
+    pub fn with_dtype(self, dtype: DType) -> Self {
+        Self { dtype, ..self }
     }
 
     /// Validate the config and plan its launches for an sm_90 device (no GPU needed).
@@ -44,7 +52,12 @@ impl TopKConfig {
     /// Validate the config and plan its launches for blocks of at most
     /// `smem_limit` bytes of shared memory.
     pub fn plan_for(&self, smem_limit: u32) -> Result<Plan> {
-        let TopKConfig { max_batch, vocab, k, .. } = *self;
+        let TopKConfig {
+            max_batch,
+            vocab,
+            k,
+            ..
+        } = *self;
         if max_batch == 0 {
             return Err(Error::BatchZero);
         }
@@ -52,7 +65,10 @@ impl TopKConfig {
             return Err(Error::VocabZero);
         }
         if vocab > MAX_VOCAB {
-            return Err(Error::VocabAboveLimit { vocab, max: MAX_VOCAB });
+            return Err(Error::VocabAboveLimit {
+                vocab,
+                max: MAX_VOCAB,
+            });
         }
         if k == 0 {
             return Err(Error::KZero);
@@ -74,7 +90,14 @@ impl TopKConfig {
             return Err(Error::TargetPoolZero);
         }
         let target_pool = target_pool.min(u32::MAX as usize) as u32;
-        Plan::new(vocab as u32, k as u32, target_pool, smem_limit).ok_or(Error::ShapeTooLarge { vocab, k })
+        Plan::new(
+            vocab as u32,
+            k as u32,
+            self.dtype.size() as u32,
+            target_pool,
+            smem_limit,
+        )
+        .ok_or(Error::ShapeTooLarge { vocab, k })
     }
 }
 
@@ -102,7 +125,11 @@ impl TopK {
         let plan = config.plan_for(kernels.smem_limit())?;
         let max_batch = config.max_batch;
         kernels.make_current()?;
-        let slots = if plan.chunks > 1 { max_batch * (plan.chunks * plan.k) as usize } else { 1 };
+        let slots = if plan.chunks > 1 {
+            max_batch * (plan.chunks * plan.k) as usize
+        } else {
+            1
+        };
         // SAFETY: u64 has no invalid bit patterns; stage 1 writes every slot
         // stage 2 reads before it reads it.
         let pool = unsafe { DeviceBuffer::uninitialized(slots)? };
@@ -127,7 +154,20 @@ impl TopK {
     }
 
     /// Check a call's shapes against the config.
-    fn check(&self, batch: usize, logits: usize, values: usize, indices: usize) -> Result<()> {
+    fn check(
+        &self,
+        dtype: DType,
+        batch: usize,
+        logits: usize,
+        values: usize,
+        indices: usize,
+    ) -> Result<()> {
+        if dtype != self.config.dtype {
+            return Err(Error::DTypeMismatch {
+                expected: self.config.dtype,
+                got: dtype,
+            });
+        }
         if batch == 0 {
             return Err(Error::BatchZero);
         }
@@ -192,10 +232,10 @@ impl TopK {
         indices: &mut DeviceSlice<u32>,
         marks: Option<[&Event; 3]>,
     ) -> Result<()> {
-        self.check(batch, logits.len(), values.len(), indices.len())?;
+        let dtype: DType = T::Kernel::DTYPE;
+        self.check(dtype, batch, logits.len(), values.len(), indices.len())?;
         self.kernels.make_current()?;
         let plan = self.plan;
-        let dtype: DType = T::Kernel::DTYPE;
         let mut p = TopKParams {
             input: logits.as_device_ptr().as_raw(),
             pool: self.pool.as_device_ptr().as_raw(),
@@ -209,7 +249,7 @@ impl TopK {
             mode: mode::FUSED,
         };
         let batch = batch as u32;
-        let smem = plan.smem(T::Kernel::SIZE);
+        let smem = plan.smem();
         let grid = (plan.chunks, batch);
         let Some(marks) = marks else {
             // SAFETY: `check` matched every length to the plan; the workspace
@@ -217,20 +257,29 @@ impl TopK {
             // are zero between launches (each row's last block resets its
             // own); `&mut self` keeps other calls on this workspace out until
             // this one is enqueued, and stream order keeps launches apart.
-            return unsafe { self.kernels.topk(dtype, grid, plan.threads, smem, stream, &p) };
+            return unsafe {
+                self.kernels
+                    .topk(dtype, grid, plan.threads, smem, stream, &p)
+            };
         };
         marks[0].record(stream)?;
         if plan.chunks > 1 {
             p.mode = mode::STAGE1;
         }
         // SAFETY: as above; a STAGE1 launch leaves the counters alone.
-        unsafe { self.kernels.topk(dtype, grid, plan.threads, smem, stream, &p)? };
+        unsafe {
+            self.kernels
+                .topk(dtype, grid, plan.threads, smem, stream, &p)?
+        };
         marks[1].record(stream)?;
         if plan.chunks > 1 {
             p.mode = mode::STAGE2;
             // SAFETY: as above; the pool was written by the STAGE1 launch
             // before it in stream order.
-            unsafe { self.kernels.topk(dtype, (1, batch), plan.threads, smem, stream, &p)? };
+            unsafe {
+                self.kernels
+                    .topk(dtype, (1, batch), plan.threads, smem, stream, &p)?
+            };
         }
         marks[2].record(stream)?;
         Ok(())
@@ -245,7 +294,7 @@ impl TopK {
         batch: usize,
     ) -> Result<(Vec<f32>, Vec<u32>)> {
         let k = self.config.k;
-        self.check(batch, logits.len(), batch * k, batch * k)?;
+        self.check(T::Kernel::DTYPE, batch, logits.len(), batch * k, batch * k)?;
         self.kernels.make_current()?;
         let input = DeviceBuffer::from_slice(logits)?;
         let mut values = DeviceBuffer::<f32>::zeroed(batch * k)?;

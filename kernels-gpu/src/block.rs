@@ -7,8 +7,8 @@
 //! block has `MIN_THREADS..=MAX_THREADS` threads, a multiple of 32.
 
 use crate::device::{
-    ballot, block_dim, lane, lanemask_lt, match_any, shfl_up, shfl_xor, sync_threads, thread_idx,
-    warp, Shared,
+    ballot, block_dim, lane, lanemask_lt, match_any, shfl_up, shfl_xor, sync_threads, sync_warp,
+    thread_idx, warp, Shared,
 };
 use crate::params::{smem, RADIX_BINS, RADIX_BITS};
 
@@ -74,7 +74,11 @@ impl Scratch {
             return;
         }
         // Lanes that count nothing get a bin no counting lane has.
-        let bin = if counted { (key >> shift) & (RADIX_BINS - 1) } else { RADIX_BINS };
+        let bin = if counted {
+            (key >> shift) & (RADIX_BINS - 1)
+        } else {
+            RADIX_BINS
+        };
         let peers = match_any(bin);
         if counted && lanemask_lt() & peers == 0 {
             self.words.atomic_add(smem::HIST + bin, peers.count_ones());
@@ -312,10 +316,16 @@ pub fn compact<K: Keys, F: FnMut(u32, u32, u32)>(
 }
 
 /// Sorts `buf[0..width]` (`width` a power of two) descending with a bitonic
-/// network. Starts and ends with a barrier.
+/// network; up to 64 words in warp 0 alone, with warp barriers. Starts and
+/// ends with a block barrier.
 #[inline(always)]
 pub fn bitonic_sort_desc(buf: Shared<u64>, width: u32) {
     sync_threads();
+    let small = width <= 64;
+    if small && warp() != 0 {
+        sync_threads();
+        return;
+    }
     let mut size = 2;
     while size <= width {
         let mut stride = size / 2;
@@ -331,9 +341,16 @@ pub fn bitonic_sort_desc(buf: Shared<u64>, width: u32) {
                 }
                 t += block_dim();
             }
-            sync_threads();
+            if small {
+                sync_warp();
+            } else {
+                sync_threads();
+            }
             stride /= 2;
         }
         size *= 2;
+    }
+    if small {
+        sync_threads();
     }
 }

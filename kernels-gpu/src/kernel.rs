@@ -15,7 +15,9 @@
 //!   torch.topk's order, NaN first, ties by lower index.
 
 use crate::block::Scratch;
-use crate::device::{block_dim, block_idx_x, block_idx_y, fence, sync_threads, thread_idx, GlobalMut, Shared};
+use crate::device::{
+    block_dim, block_idx_x, block_idx_y, fence, sync_threads, thread_idx, GlobalMut, Shared,
+};
 use crate::element::{unpack_sort_word, Bf16, Element, F16, F32};
 use crate::merge::merge;
 use crate::params::{mode, Layout, TopKParams};
@@ -41,7 +43,11 @@ fn topk<E: Element>(p: &TopKParams) {
     }
 
     let start = chunk * p.chunk_len;
-    let n = if p.vocab - start < p.chunk_len { p.vocab - start } else { p.chunk_len };
+    let n = if p.vocab - start < p.chunk_len {
+        p.vocab - start
+    } else {
+        p.chunk_len
+    };
     let addr = p.input + (row as u64 * p.vocab as u64 + start as u64) * E::SIZE as u64;
     let kept = chunk_topk::<E>(addr, n, start, p.k, &layout);
     let candidates = Shared::<u64>::dynamic(layout.candidates);

@@ -120,7 +120,11 @@ pub fn load_chunk<E: Element>(addr: u64, groups: Groups, raw: Raw, maxima: Share
         } else {
             (tail_start + e - groups.head, e + vectors)
         };
-        let bits = if E::SIZE == 2 { halves.get(i) as u32 } else { words.get(i) };
+        let bits = if E::SIZE == 2 {
+            halves.get(i) as u32
+        } else {
+            words.get(i)
+        };
         raw.set(E::SIZE, groups.slot(i), bits);
         maxima.set(g, E::key(bits));
         e += threads;
@@ -129,7 +133,13 @@ pub fn load_chunk<E: Element>(addr: u64, groups: Groups, raw: Raw, maxima: Share
     // Aligned middle: one group per vector.
     let first = addr + (groups.head * E::SIZE) as u64;
     let words = Shared::<u32>::dynamic(raw.offset);
-    let load = |v: u32| if v < vectors { load_nc_v4(first + 16 * v as u64) } else { [0; 4] };
+    let load = |v: u32| {
+        if v < vectors {
+            load_nc_v4(first + 16 * v as u64)
+        } else {
+            [0; 4]
+        }
+    };
     let store = |v: u32, data: [u32; 4]| {
         if v >= vectors {
             return;
@@ -147,7 +157,12 @@ pub fn load_chunk<E: Element>(addr: u64, groups: Groups, raw: Raw, maxima: Share
     };
     let mut v = tid;
     while v < vectors {
-        let batch = [load(v), load(v + threads), load(v + 2 * threads), load(v + 3 * threads)];
+        let batch = [
+            load(v),
+            load(v + threads),
+            load(v + 2 * threads),
+            load(v + 3 * threads),
+        ];
         store(v, batch[0]);
         store(v + threads, batch[1]);
         store(v + 2 * threads, batch[2]);

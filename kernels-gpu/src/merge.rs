@@ -4,8 +4,9 @@
 //! best first, at `pool[row, c * k ..]`. Sort words are unique, so the
 //! merge is a rank computation: a word's place in the row's top k is its
 //! position in its own list plus, for every other list, how many words there
-//! beat it (a binary search). Words below the best k-th word of any full
-//! list cannot place and are skipped. Needs `chunks * k` sort words of
+//! beat it (a binary search). Only words at or above a floor that at least
+//! `k` words reach need a rank: the best k-th word of any full list, or the
+//! worst of the lists' `ceil(k / chunks)`-th words, whichever is higher. Needs `chunks * k` sort words of
 //! shared memory at `layout.pool`; no barriers after the load.
 
 use crate::device::{block_dim, sync_threads, thread_idx, GlobalMut, Shared};
@@ -36,7 +37,11 @@ pub fn merge<F: FnMut(u32, u64)>(p: &TopKParams, row: u32, layout: &Layout, mut 
     let row_base = row as u64 * total as u64;
     let len = |c: u32| {
         let left = p.vocab - c * p.chunk_len;
-        let n = if left < p.chunk_len { left } else { p.chunk_len };
+        let n = if left < p.chunk_len {
+            left
+        } else {
+            p.chunk_len
+        };
         if n < p.k {
             n
         } else {
@@ -53,12 +58,20 @@ pub fn merge<F: FnMut(u32, u64)>(p: &TopKParams, row: u32, layout: &Layout, mut 
     }
     sync_threads();
 
-    let mut floor = 0;
+    let share = p.k.div_ceil(p.chunks);
+    let (mut best_last, mut worst_share) = (0, u64::MAX);
     for c in 0..p.chunks {
-        if len(c) == p.k {
-            floor = floor.max(lists.get(c * p.k + p.k - 1));
+        let n = len(c);
+        if n == p.k {
+            best_last = best_last.max(lists.get(c * p.k + p.k - 1));
         }
+        worst_share = worst_share.min(if n >= share {
+            lists.get(c * p.k + share - 1)
+        } else {
+            0
+        });
     }
+    let floor = best_last.max(worst_share);
     let mut i = thread_idx();
     while i < total {
         let (c, j) = (i / p.k, i % p.k);

@@ -127,7 +127,11 @@ impl Layout {
             selected,
             candidates,
             pool,
-            bytes: if stage1_end > stage2_end { stage1_end } else { stage2_end },
+            bytes: if stage1_end > stage2_end {
+                stage1_end
+            } else {
+                stage2_end
+            },
         }
     }
 }

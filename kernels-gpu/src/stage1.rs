@@ -49,21 +49,34 @@ pub fn chunk_topk<E: Element>(addr: u64, n: u32, first_index: u32, k: u32, layou
         scratch.count_top_digit(maxima, g, 0);
     }
     let sel = radix_select(scratch, maxima, g, s, E::KEY_BITS, 0);
-    compact(scratch, maxima, g, sel, |group, slot, _| selected.set(slot, group));
+    compact(scratch, maxima, g, sel, |group, slot, _| {
+        selected.set(slot, group)
+    });
 
     // 2. Their elements at or above the floor, appended warp by warp.
     let floor = sel.prefix;
     let mut base = thread_idx() - lane();
     while base < s {
         let i = base + lane();
-        let (first, len) = if i < s { groups.span(selected.get(i)) } else { (0, 0) };
+        let (first, len) = if i < s {
+            groups.span(selected.get(i))
+        } else {
+            (0, 0)
+        };
         let mut mine = 0;
         for e in first..first + len {
             mine += (raw.key::<E>(groups, e) >= floor) as u32;
         }
         let upto = warp_inclusive_sum(mine);
         let total = shfl_idx(upto, 31);
-        let start = shfl_idx(if lane() == 0 { count.fetch_add(0, total) } else { 0 }, 0);
+        let start = shfl_idx(
+            if lane() == 0 {
+                count.fetch_add(0, total)
+            } else {
+                0
+            },
+            0,
+        );
         let mut slot = start + upto - mine;
         for e in first..first + len {
             let key = raw.key::<E>(groups, e);

@@ -109,6 +109,7 @@ fn bench<T: Logit>(
         max_batch: batch,
         vocab,
         k,
+        dtype,
         target_pool: args.target_pool,
     };
     let mut topk = TopK::new(&kernels, config)?;
@@ -126,7 +127,9 @@ fn bench<T: Logit>(
         Event::new(EventFlags::DEFAULT)?,
     );
     // GPU time as the torch column measures it: replays of a CUDA graph of one call.
-    let graph = Graph::capture(&stream, |s| topk.run(s, &input, batch, &mut values, &mut indices))?;
+    let graph = Graph::capture(&stream, |s| {
+        topk.run(s, &input, batch, &mut values, &mut indices)
+    })?;
     for _ in 0..args.warmup {
         graph.launch(&stream)?;
     }

@@ -72,7 +72,13 @@ pub fn logits(dist: Dist, batch: usize, vocab: usize, k: usize, seed: u64) -> Ve
             .collect(),
         Dist::MostlyNegInf => randn(n, seed)
             .into_iter()
-            .map(|v| if rng.next() % 100 == 0 { v } else { f32::NEG_INFINITY })
+            .map(|v| {
+                if rng.next() % 100 == 0 {
+                    v
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
             .collect(),
         Dist::TopInOneChunk => {
             let mut v: Vec<f32> = randn(n, seed).into_iter().map(|x| x * 0.1 - 5.0).collect();
