@@ -362,3 +362,12 @@ fn loading_without_a_gpu_is_a_clean_error() {
         assert!(matches!(e, Error::NoDevice(_)), "unexpected error: {e}");
     }
 }
+
+#[test]
+fn default_plan_follows_the_sweep() {
+    let chunks = |b, v, k| TopKConfig::new(b, v, k).plan().unwrap().chunks;
+    assert_eq!(chunks(1, 50304, 50), 5);
+    assert_eq!(chunks(1, 50304, 200), 5);
+    assert_eq!(chunks(64, 151936, 1024), 5);
+    assert_eq!(chunks(256, 262144, 50), 22);
+}

@@ -3,10 +3,15 @@
 
 use streamtopk_kernels::params::{Layout, MAX_THREADS, MIN_THREADS};
 
-/// Default size of a row's stage-2 candidate pool the chunking aims for
-/// (the seed's heuristic: k = 50 gives 10 chunks).
+/// The seed's stage-2 candidate pool (k = 50 gives 10 chunks), kept as a
+/// reference point; the default plan is [`auto_target_pool`].
 pub const DEFAULT_TARGET_POOL: usize = 500;
-/// Environment variable that overrides [`DEFAULT_TARGET_POOL`].
+/// Shortest chunk of the default plan, from the sweep in BENCHMARKS.md.
+pub const AUTO_CHUNK: usize = 12288;
+/// Chunk elements per unit of k in the default plan (the rank merge costs
+/// grow with the square of the chunk count, so large k wants long chunks).
+pub const AUTO_CHUNK_PER_K: usize = 30;
+/// Environment variable that overrides the default target pool.
 pub const TARGET_POOL_ENV: &str = "STREAMTOPK_TARGET_POOL";
 /// Largest chunk the planner makes, in bytes (its raw elements live in
 /// shared memory): 32,768 16-bit or 16,384 f32 elements.
@@ -21,6 +26,13 @@ pub const CHUNK_ALIGN: u32 = 64;
 pub const MAX_K: usize = 4096;
 /// Largest supported row length (indices are `u32`).
 pub const MAX_VOCAB: usize = i32::MAX as usize;
+
+/// The target pool of the default plan: chunks of at least
+/// `max(AUTO_CHUNK, AUTO_CHUNK_PER_K * k)` elements (measured best on the
+/// H100 for the shapes in BENCHMARKS.md's sweep).
+pub fn auto_target_pool(vocab: usize, k: usize) -> usize {
+    k * vocab.div_ceil(AUTO_CHUNK.max(AUTO_CHUNK_PER_K * k))
+}
 
 /// How one top-k call is cut up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

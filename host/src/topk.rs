@@ -10,7 +10,7 @@ use streamtopk_kernels::params::{mode, TopKParams};
 
 use crate::error::{Error, Result};
 use crate::kernels::{Kernels, Logit};
-use crate::plan::{Plan, DEFAULT_TARGET_POOL, MAX_K, MAX_VOCAB, SM90_SMEM_LIMIT, TARGET_POOL_ENV};
+use crate::plan::{auto_target_pool, Plan, MAX_K, MAX_VOCAB, SM90_SMEM_LIMIT, TARGET_POOL_ENV};
 
 /// Shape of the work a [`TopK`] is built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct TopKConfig {
     pub k: usize,
     /// Element type of the logits the calls pass.
     pub dtype: DType,
-    /// Stage-2 pool the chunking aims for; `None`: `$STREAMTOPK_TARGET_POOL`, else 500.
+    /// Stage-2 pool the chunking aims for; `None`: `$STREAMTOPK_TARGET_POOL`, else [`crate::plan::auto_target_pool`].
     pub target_pool: Option<usize>,
 }
 
@@ -84,7 +84,7 @@ impl TopKConfig {
             None => std::env::var(TARGET_POOL_ENV)
                 .ok()
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(DEFAULT_TARGET_POOL),
+                .unwrap_or_else(|| auto_target_pool(vocab, k)),
         };
         if target_pool == 0 {
             return Err(Error::TargetPoolZero);

@@ -7,8 +7,8 @@
 //! block has `MIN_THREADS..=MAX_THREADS` threads, a multiple of 32.
 
 use crate::device::{
-    ballot, block_dim, lane, lanemask_lt, match_any, shfl_up, shfl_xor, sync_threads, sync_warp,
-    thread_idx, warp, Shared,
+    ballot, block_dim, lane, lanemask_lt, match_any, shfl_up, shfl_xor, sync_threads, thread_idx,
+    warp, Shared,
 };
 use crate::params::{smem, RADIX_BINS, RADIX_BITS};
 
@@ -117,7 +117,7 @@ pub struct Selection {
 
 /// Inclusive prefix sum of `v` over the lanes of the warp.
 #[inline(always)]
-pub fn warp_inclusive_sum(v: u32) -> u32 {
+fn warp_inclusive_sum(v: u32) -> u32 {
     let mut x = v;
     let mut d = 1;
     while d < 32 {
@@ -315,22 +315,45 @@ pub fn compact<K: Keys, F: FnMut(u32, u32, u32)>(
     sync_threads();
 }
 
-/// Sorts `buf[0..width]` (`width` a power of two) descending with a bitonic
-/// network; up to 64 words in warp 0 alone, with warp barriers. Starts and
-/// ends with a block barrier.
+/// Most words [`sort_desc`] sorts by counting ranks.
+const RANK_SORT_MAX: u32 = 256;
+
+/// Sorts the `n` distinct words `buf[0..n]` descending. Up to
+/// `RANK_SORT_MAX` (and the block size) by rank: each thread counts the
+/// words above its own, with no barrier in between; more with a bitonic
+/// network over `n` rounded up to a power of two (padded with word 0, which
+/// must sort last; the buffer must have room for it). The caller's writes
+/// to `buf` must be behind a barrier; ends with one.
 #[inline(always)]
-pub fn bitonic_sort_desc(buf: Shared<u64>, width: u32) {
-    sync_threads();
-    let small = width <= 64;
-    if small && warp() != 0 {
+pub fn sort_desc(buf: Shared<u64>, n: u32) {
+    let tid = thread_idx();
+    if n <= RANK_SORT_MAX && n <= block_dim() {
+        let mine = if tid < n { buf.get(tid) } else { 0 };
+        let mut rank = 0;
+        if tid < n {
+            for j in 0..n {
+                rank += (buf.get(j) > mine) as u32;
+            }
+        }
+        sync_threads();
+        if tid < n {
+            buf.set(rank, mine);
+        }
         sync_threads();
         return;
     }
+    let width = n.next_power_of_two();
+    let mut j = n + tid;
+    while j < width {
+        buf.set(j, 0);
+        j += block_dim();
+    }
+    sync_threads();
     let mut size = 2;
     while size <= width {
         let mut stride = size / 2;
         while stride > 0 {
-            let mut t = thread_idx();
+            let mut t = tid;
             while t < width / 2 {
                 let i = 2 * t - (t & (stride - 1));
                 let j = i + stride;
@@ -341,16 +364,9 @@ pub fn bitonic_sort_desc(buf: Shared<u64>, width: u32) {
                 }
                 t += block_dim();
             }
-            if small {
-                sync_warp();
-            } else {
-                sync_threads();
-            }
+            sync_threads();
             stride /= 2;
         }
         size *= 2;
-    }
-    if small {
-        sync_threads();
     }
 }

@@ -54,14 +54,6 @@ pub fn sync_threads() {
     unsafe { nvptx::_syncthreads() }
 }
 
-/// Warp-wide barrier (`bar.warp.sync`); also orders shared-memory accesses
-/// of the warp's lanes.
-#[inline(always)]
-pub fn sync_warp() {
-    // SAFETY: callers reach it with all 32 lanes of the warp.
-    unsafe { asm!("bar.warp.sync 0xffffffff;", options(nostack)) }
-}
-
 /// Abort the kernel.
 #[inline(always)]
 pub fn trap() -> ! {

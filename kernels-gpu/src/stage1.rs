@@ -16,11 +16,13 @@
 //! 3. the candidates' sort words (key descending, index ascending: unique)
 //!    are sorted, and the first `min(k, n)` are the chunk's top k.
 
-use crate::block::{bitonic_sort_desc, compact, radix_select, warp_inclusive_sum, Scratch};
-use crate::device::{block_dim, lane, shfl_idx, sync_threads, thread_idx, Shared};
+use crate::block::{compact, radix_select, sort_desc, Scratch};
+use crate::device::{
+    ballot, block_dim, lane, lanemask_lt, shfl_idx, sync_threads, thread_idx, Shared,
+};
 use crate::element::{sort_word, Element};
 use crate::load::{load_chunk, Groups, Raw};
-use crate::params::Layout;
+use crate::params::{per_vector, Layout};
 
 /// Sorts the top `min(k, n)` of the `n` elements at device address `addr`
 /// (row positions from `first_index`) into the layout's candidate buffer,
@@ -53,51 +55,42 @@ pub fn chunk_topk<E: Element>(addr: u64, n: u32, first_index: u32, k: u32, layou
         selected.set(slot, group)
     });
 
-    // 2. Their elements at or above the floor, appended warp by warp.
+    // 2. Their elements at or above the floor, one per thread, appended
+    //    warp by warp.
     let floor = sel.prefix;
+    let per_vec = per_vector(E::SIZE);
+    let items = s * per_vec;
     let mut base = thread_idx() - lane();
-    while base < s {
-        let i = base + lane();
-        let (first, len) = if i < s {
-            groups.span(selected.get(i))
+    while base < items {
+        let item = base + lane();
+        let (first, len) = if item < items {
+            groups.span(selected.get(item / per_vec))
         } else {
             (0, 0)
         };
-        let mut mine = 0;
-        for e in first..first + len {
-            mine += (raw.key::<E>(groups, e) >= floor) as u32;
-        }
-        let upto = warp_inclusive_sum(mine);
-        let total = shfl_idx(upto, 31);
-        let start = shfl_idx(
-            if lane() == 0 {
-                count.fetch_add(0, total)
+        let inside = item % per_vec < len;
+        let e = first + item % per_vec;
+        let key = if inside { raw.key::<E>(groups, e) } else { 0 };
+        let keep = inside && key >= floor;
+        let kept = ballot(keep);
+        if kept != 0 {
+            let leader = if lane() == 0 {
+                count.fetch_add(0, kept.count_ones())
             } else {
                 0
-            },
-            0,
-        );
-        let mut slot = start + upto - mine;
-        for e in first..first + len {
-            let key = raw.key::<E>(groups, e);
-            if key >= floor {
+            };
+            let start = shfl_idx(leader, 0);
+            if keep {
+                let slot = start + (kept & lanemask_lt()).count_ones();
                 candidates.set(slot, sort_word(key, first_index + e));
-                slot += 1;
             }
         }
         base += block_dim();
     }
     sync_threads();
 
-    // 3. Sort them; padding (word 0: no element has key 0) sorts last.
-    let c = count.get(0);
-    let width = c.next_power_of_two();
-    let mut j = c + thread_idx();
-    while j < width {
-        candidates.set(j, 0);
-        j += block_dim();
-    }
-    bitonic_sort_desc(candidates, width);
+    // 3. Sort them.
+    sort_desc(candidates, count.get(0));
     if k < n {
         k
     } else {

@@ -46,7 +46,7 @@ struct Args {
     /// Write "values" (f32) and "indices" (i64), [batch, k], to this safetensors file.
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Stage-2 pool the chunking aims for (default: $STREAMTOPK_TARGET_POOL or 500).
+    /// Stage-2 pool the chunking aims for (default: $STREAMTOPK_TARGET_POOL, else the measured default plan).
     #[arg(long)]
     target_pool: Option<usize>,
     /// Also check the result against the CPU reference.
