@@ -63,13 +63,13 @@ impl Scratch {
         }
     }
 
-    /// Add `key` to the histogram of the radix pass at `shift` if it is at
-    /// least `floor` and matches `prefix` under `mask`. Lanes with equal bins
+    /// Add `key` to the histogram of the radix pass at `shift` if it
+    /// matches `prefix` under `mask`. Lanes with equal bins
     /// are merged into one atomic. Every lane of the warp must call it
     /// (`active = false` for none).
     #[inline(always)]
-    pub fn count(self, key: u32, active: bool, floor: u32, mask: u32, prefix: u32, shift: u32) {
-        let counted = active && key >= floor && key & mask == prefix;
+    fn count(self, key: u32, active: bool, mask: u32, prefix: u32, shift: u32) {
+        let counted = active && key & mask == prefix;
         if ballot(counted) == 0 {
             return;
         }
@@ -84,32 +84,13 @@ impl Scratch {
             self.words.atomic_add(smem::HIST + bin, peers.count_ones());
         }
     }
-
-    /// Histogram of the top digit of the keys at least `floor`, from zero.
-    /// Begins and ends with a barrier.
-    #[inline(always)]
-    pub fn count_top_digit<K: Keys>(self, keys: K, n: u32, floor: u32) {
-        sync_threads();
-        self.clear_histogram();
-        sync_threads();
-        let end = n.next_multiple_of(32);
-        let mut i = thread_idx();
-        while i < end {
-            let active = i < n;
-            let key = if active { keys.key(i) } else { 0 };
-            self.count(key, active, floor, 0, 0, 32 - RADIX_BITS);
-            i += block_dim();
-        }
-        sync_threads();
-    }
 }
 
-/// Which elements a block select keeps: of the keys at least `floor`, every
-/// key whose masked value is above `prefix`, and the first `take_equal` (in
-/// position order) whose masked value equals it.
+/// Which elements a block select keeps: every key whose masked value is
+/// above `prefix`, and the first `take_equal` (in position order) whose
+/// masked value equals it.
 #[derive(Clone, Copy)]
 pub struct Selection {
-    pub floor: u32,
     pub mask: u32,
     pub prefix: u32,
     pub take_equal: u32,
@@ -147,13 +128,11 @@ fn scan_bins(scratch: Scratch, v: u32) -> u32 {
     x
 }
 
-/// Radix select: the [`Selection`] of the `k` largest of the `n` keys,
-/// given that at least `k` of them are `>= floor` (keys below `floor` are
-/// ignored).
-///
-/// On entry the histogram holds the top-digit counts of the keys `>= floor`
-/// ([`Scratch::count_top_digit`]). `key_bits` is 16 or 32. Ties at the k-th
-/// key go to the lowest positions.
+/// Radix select: the [`Selection`] of the `k` largest of the `n` keys, one
+/// histogram pass per 8-bit digit from the top until the k-th key's bin
+/// holds exactly the keys still needed or `key_bits` (16 or 32) are
+/// resolved. Ties at the k-th key go to the lowest positions. Uses the
+/// scratch header; contains barriers.
 #[inline(always)]
 pub fn radix_select<K: Keys>(
     scratch: Scratch,
@@ -161,11 +140,9 @@ pub fn radix_select<K: Keys>(
     n: u32,
     k: u32,
     key_bits: u32,
-    floor: u32,
 ) -> Selection {
     if n <= k {
         return Selection {
-            floor: 0,
             mask: 0,
             prefix: 0,
             take_equal: n,
@@ -176,7 +153,22 @@ pub fn radix_select<K: Keys>(
     let mut prefix = 0u32;
     let mut remaining = k;
     let mut shift = 32 - RADIX_BITS;
+    // Whatever used the scratch header before is done with it.
+    sync_threads();
     loop {
+        // Histogram of the digit at `shift` of the keys matching the prefix so far.
+        scratch.clear_histogram();
+        sync_threads();
+        let mut i = tid;
+        let end = n.next_multiple_of(32);
+        while i < end {
+            let active = i < n;
+            let key = if active { keys.key(i) } else { 0 };
+            scratch.count(key, active, mask, prefix, shift);
+            i += block_dim();
+        }
+        sync_threads();
+
         // Thread t holds bin 255 - t: scanning from the top bin downwards.
         let bin = RADIX_BINS - 1 - tid;
         let count = if tid < RADIX_BINS {
@@ -201,25 +193,14 @@ pub fn radix_select<K: Keys>(
         mask |= (RADIX_BINS - 1) << shift;
         if done || shift == 32 - key_bits {
             return Selection {
-                floor,
                 mask,
                 prefix,
                 take_equal: remaining,
             };
         }
+        // Everyone has read the histogram (before the scan's barrier) and the
+        // control words (before the next write to them, two barriers on).
         shift -= RADIX_BITS;
-        // Everyone has read the histogram and the control words: recount.
-        scratch.clear_histogram();
-        sync_threads();
-        let mut i = tid;
-        let end = n.next_multiple_of(32);
-        while i < end {
-            let active = i < n;
-            let key = if active { keys.key(i) } else { 0 };
-            scratch.count(key, active, floor, mask, prefix, shift);
-            i += block_dim();
-        }
-        sync_threads();
     }
 }
 
@@ -255,8 +236,7 @@ pub fn compact<K: Keys, F: FnMut(u32, u32, u32)>(
         if i < end {
             let key = keys.key(i);
             let m = key & sel.mask;
-            let kept = key >= sel.floor;
-            (kept && m > sel.prefix, kept && m == sel.prefix, key)
+            (m > sel.prefix, m == sel.prefix, key)
         } else {
             (false, false, 0)
         }

@@ -47,10 +47,7 @@ pub fn chunk_topk<E: Element>(addr: u64, n: u32, first_index: u32, k: u32, layou
     // 1. The best `s` groups, into `selected[0..s]`.
     let g = groups.count();
     let s = if k < g { k } else { g };
-    if s < g {
-        scratch.count_top_digit(maxima, g, 0);
-    }
-    let sel = radix_select(scratch, maxima, g, s, E::KEY_BITS, 0);
+    let sel = radix_select(scratch, maxima, g, s, E::KEY_BITS);
     compact(scratch, maxima, g, sel, |group, slot, _| {
         selected.set(slot, group)
     });
