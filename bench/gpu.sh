@@ -5,6 +5,7 @@
 #   bench/gpu.sh run      (on the GPU machine, from the repository root, with
 #                         .dist carried) run every GPU test (--include-ignored)
 #                         and the torch comparison; logs go to $OUT if set.
+#   bench/gpu.sh tests    (on the GPU machine) only the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -20,21 +21,23 @@ for line in sys.stdin:
         print(m["executable"])' | while read -r exe; do cp "$exe" .dist/tests/; done
     ls -la .dist .dist/tests
     ;;
-run)
+run | tests)
     out=${OUT:-/tmp/streamtopk-out}
     mkdir -p "$out"
     nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$out/gpu.txt"
     status=0
+    export STREAMTOPK_BENCH_BIN=$PWD/.dist/topk_benchmark
     for t in .dist/tests/*; do
         echo "== $t"
         "$t" --include-ignored --test-threads=1 2>&1 | tee -a "$out/tests.log" || status=1
     done
+    [ "$1" = tests ] && exit $status
     PYTHONUNBUFFERED=1 python3 bench/compare_torch.py --bin .dist/topk_benchmark --json-out "$out/compare.jsonl" "${@:2}" \
         2>&1 | tee "$out/compare.log" || status=1
     exit $status
     ;;
 *)
-    echo "usage: bench/gpu.sh bundle | run [compare_torch.py options]" >&2
+    echo "usage: bench/gpu.sh bundle | run [compare_torch.py options] | tests" >&2
     exit 2
     ;;
 esac

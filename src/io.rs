@@ -36,6 +36,7 @@ pub enum IoError {
 }
 
 /// Host logits of one of the three dtypes, `[batch, vocab]` row-major.
+#[derive(Debug)]
 pub enum Logits {
     BF16 {
         data: Vec<half::bf16>,

@@ -16,6 +16,8 @@ pub enum Error {
     BatchZero,
     #[error("batch = {batch} is above the workspace's max_batch ({max}); create the TopK with a larger max_batch")]
     BatchAboveMax { batch: usize, max: usize },
+    #[error("max_batch = {batch} is above the largest supported batch ({max})")]
+    BatchAboveLimit { batch: usize, max: usize },
     #[error("vocab must be at least 1, got 0")]
     VocabZero,
     #[error("vocab = {vocab} is above the largest supported vocab ({max})")]
@@ -36,6 +38,10 @@ pub enum Error {
     NoDevice(CudaError),
     #[error("the driver could not load the streamtopk PTX ({0}); was it built for a newer architecture than this GPU (STREAMTOPK_ARCH)?")]
     PtxLoad(CudaError),
+    #[error(
+        "out of GPU memory allocating {what} ({bytes} bytes); use a smaller max_batch or shape"
+    )]
+    OutOfMemory { what: &'static str, bytes: u128 },
     #[error("{call} failed with CUDA error {code}")]
     Driver { call: &'static str, code: u32 },
     #[error("CUDA error: {0}")]

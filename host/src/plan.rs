@@ -13,8 +13,9 @@ pub const AUTO_CHUNK: usize = 12288;
 pub const AUTO_CHUNK_PER_K: usize = 30;
 /// Environment variable that overrides the default target pool.
 pub const TARGET_POOL_ENV: &str = "STREAMTOPK_TARGET_POOL";
-/// Largest chunk the planner makes, in bytes (its raw elements live in
-/// shared memory): 32,768 16-bit or 16,384 f32 elements.
+/// Largest chunk the planner prefers, in bytes (its raw elements live in
+/// shared memory): 32,768 16-bit or 16,384 f32 elements. Longer chunks only
+/// when nothing else fits (f32 with k near 2048 at large vocab).
 pub const MAX_CHUNK_BYTES: u32 = 65536;
 /// Opt-in shared memory per block of sm_90 (H100), the default limit when no
 /// device is at hand.
@@ -26,6 +27,8 @@ pub const CHUNK_ALIGN: u32 = 64;
 pub const MAX_K: usize = 4096;
 /// Largest supported row length (indices are `u32`).
 pub const MAX_VOCAB: usize = i32::MAX as usize;
+/// Largest supported batch (rows are the grid's y dimension).
+pub const MAX_BATCH: usize = 65_535;
 
 /// The target pool of the default plan: chunks of at least
 /// `max(AUTO_CHUNK, AUTO_CHUNK_PER_K * k)` elements (measured best on the
@@ -65,11 +68,14 @@ impl Plan {
             plan.smem() <= smem_limit && (plan.chunks == 1 || plan.chunk_len >= k)
         };
         // Fewer chunks shrink the pool, more shorten the chunk: the nearest
-        // count below the target that fits, else the nearest above.
+        // count below the target that fits, else the nearest above; when no
+        // count of chunks of at most MAX_CHUNK_BYTES fits (large k: a pool of
+        // many lists outgrows the shared memory), longer chunks.
         let chunks = (fewest..=target)
             .rev()
             .find(fits)
-            .or_else(|| (target + 1..=most.min(target + 256)).find(fits))?;
+            .or_else(|| (target + 1..=most.min(target + 256)).find(fits))
+            .or_else(|| (1..fewest).rev().find(fits))?;
         Some(Plan::with_chunks(vocab, k, size, chunks))
     }
 

@@ -10,7 +10,9 @@ use streamtopk_kernels::params::{mode, TopKParams};
 
 use crate::error::{Error, Result};
 use crate::kernels::{Kernels, Logit};
-use crate::plan::{auto_target_pool, Plan, MAX_K, MAX_VOCAB, SM90_SMEM_LIMIT, TARGET_POOL_ENV};
+use crate::plan::{
+    auto_target_pool, Plan, MAX_BATCH, MAX_K, MAX_VOCAB, SM90_SMEM_LIMIT, TARGET_POOL_ENV,
+};
 
 /// Shape of the work a [`TopK`] is built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +62,12 @@ impl TopKConfig {
         } = *self;
         if max_batch == 0 {
             return Err(Error::BatchZero);
+        }
+        if max_batch > MAX_BATCH {
+            return Err(Error::BatchAboveLimit {
+                batch: max_batch,
+                max: MAX_BATCH,
+            });
         }
         if vocab == 0 {
             return Err(Error::VocabZero);
@@ -132,8 +140,10 @@ impl TopK {
         };
         // SAFETY: u64 has no invalid bit patterns; stage 1 writes every slot
         // stage 2 reads before it reads it.
-        let pool = unsafe { DeviceBuffer::uninitialized(slots)? };
-        let arrivals = DeviceBuffer::zeroed(max_batch)?;
+        let pool = alloc("the stage-2 pool", slots, |n| unsafe {
+            DeviceBuffer::uninitialized(n)
+        })?;
+        let arrivals = alloc("the arrival counters", max_batch, DeviceBuffer::zeroed)?;
         Ok(TopK {
             kernels: kernels.clone(),
             config,
@@ -296,9 +306,11 @@ impl TopK {
         let k = self.config.k;
         self.check(T::Kernel::DTYPE, batch, logits.len(), batch * k, batch * k)?;
         self.kernels.make_current()?;
-        let input = DeviceBuffer::from_slice(logits)?;
-        let mut values = DeviceBuffer::<f32>::zeroed(batch * k)?;
-        let mut indices = DeviceBuffer::<u32>::zeroed(batch * k)?;
+        let input = alloc("the logits", logits.len(), |_| {
+            DeviceBuffer::from_slice(logits)
+        })?;
+        let mut values = alloc("the values", batch * k, DeviceBuffer::<f32>::zeroed)?;
+        let mut indices = alloc("the indices", batch * k, DeviceBuffer::<u32>::zeroed)?;
         self.run(stream, &input, batch, &mut values, &mut indices)?;
         stream.synchronize()?;
         let mut v = vec![0f32; batch * k];
@@ -307,4 +319,22 @@ impl TopK {
         indices.copy_to(&mut i[..])?;
         Ok((v, i))
     }
+}
+
+/// Allocate `n` elements with `make`, naming the buffer in an out-of-memory error.
+pub(crate) fn alloc<T>(
+    what: &'static str,
+    n: usize,
+    make: impl FnOnce(usize) -> cust::error::CudaResult<DeviceBuffer<T>>,
+) -> Result<DeviceBuffer<T>>
+where
+    T: cust::memory::DeviceCopy,
+{
+    make(n).map_err(|e| match e {
+        cust::error::CudaError::OutOfMemory => Error::OutOfMemory {
+            what,
+            bytes: n as u128 * std::mem::size_of::<T>() as u128,
+        },
+        e => Error::Cuda(e),
+    })
 }

@@ -62,7 +62,7 @@ fn topk<E: Element>(p: &TopKParams) {
 
     // Publish this chunk's list, then count the row's arrivals.
     let pool = GlobalMut::<u64>::new(p.pool);
-    let base = (row * p.chunks + chunk) as u64 * p.k as u64;
+    let base = (row as u64 * p.chunks as u64 + chunk as u64) * p.k as u64;
     let mut j = tid;
     while j < kept {
         pool.set(base + j as u64, candidates.get(j));

@@ -77,11 +77,33 @@ fn main() -> ExitCode {
     }
 }
 
+/// The run's config, validated (without a GPU) before anything is generated or loaded.
+fn config(
+    args: &Args,
+    batch: usize,
+    vocab: usize,
+    dtype: DType,
+) -> Result<TopKConfig, Box<dyn std::error::Error>> {
+    if args.iters == 0 {
+        return Err("--iters must be at least 1".into());
+    }
+    let config = TopKConfig {
+        max_batch: batch,
+        vocab,
+        k: args.top_k,
+        dtype,
+        target_pool: args.target_pool,
+    };
+    config.plan()?;
+    Ok(config)
+}
+
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let logits = match &args.input {
         Some(path) => io::read_logits(path)?,
         None => {
             let dtype = io::parse_dtype(&args.dtype)?;
+            config(args, args.batch, args.vocab, dtype)?;
             Logits::randn(dtype, args.batch, args.vocab, args.seed)
         }
     };
@@ -100,18 +122,9 @@ fn bench<T: Logit>(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let k = args.top_k;
     let dtype: DType = <T::Kernel as streamtopk::kernels::element::Element>::DTYPE;
-    if args.iters == 0 {
-        return Err("--iters must be at least 1".into());
-    }
+    let config = config(args, batch, vocab, dtype)?;
     let kernels = streamtopk::load()?;
     let stream = Stream::new(StreamFlags::NON_BLOCKING, None)?;
-    let config = TopKConfig {
-        max_batch: batch,
-        vocab,
-        k,
-        dtype,
-        target_pool: args.target_pool,
-    };
     let mut topk = TopK::new(&kernels, config)?;
     let input = DeviceBuffer::from_slice(host)?;
     let mut values = DeviceBuffer::<f32>::zeroed(batch * k)?;

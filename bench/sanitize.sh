@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Run streamtopk's kernels under every compute-sanitizer tool (memcheck with
+# leak check, racecheck, initcheck, synccheck) on the GPU machine, over the
+# shapes of the `sanitizer_shapes` test (tests/reliability.rs: one chunk and
+# many, both sorts, vocab not a multiple of the vector width, inputs at odd
+# element offsets, all three dtypes). Needs .dist from `bench/gpu.sh bundle`.
+# Prints one line per tool and exits non-zero unless every tool reports 0 errors.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-/tmp/streamtopk-out}
+mkdir -p "$out"
+bin=$(ls .dist/tests/reliability-* | head -n 1)
+[ -x "$bin" ] || { echo "no reliability test binary in .dist/tests: run bench/gpu.sh bundle" >&2; exit 2; }
+status=0
+for tool in memcheck racecheck initcheck synccheck; do
+    extra=()
+    [ "$tool" = memcheck ] && extra=(--leak-check full)
+    log="$out/sanitize-$tool.log"
+    start=$(date +%s)
+    timeout "${SANITIZE_TIMEOUT:-900}" compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 99 \
+        "$bin" --include-ignored --exact sanitizer_shapes --test-threads=1 >"$log" 2>&1
+    rc=$?
+    summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -n 1)
+    result=$(grep -E "^test result" "$log" | tail -n 1)
+    echo "$tool: rc=$rc, $(( $(date +%s) - start )) s; ${summary:-no summary}; ${result:-no test result}"
+    [ "$rc" = 0 ] || status=1
+done
+exit $status
