@@ -29,7 +29,7 @@ run | tests)
     export STREAMTOPK_BENCH_BIN=$PWD/.dist/topk_benchmark
     for t in .dist/tests/*; do
         echo "== $t"
-        "$t" --include-ignored --test-threads=1 2>&1 | tee -a "$out/tests.log" || status=1
+        "$t" --include-ignored --test-threads=1 --nocapture 2>&1 | tee -a "$out/tests.log" || status=1
     done
     [ "$1" = tests ] && exit $status
     PYTHONUNBUFFERED=1 python3 bench/compare_torch.py --bin .dist/topk_benchmark --json-out "$out/compare.jsonl" "${@:2}" \

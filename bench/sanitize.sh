@@ -4,7 +4,9 @@
 # shapes of the `sanitizer_shapes` test (tests/reliability.rs: one chunk and
 # many, both sorts, vocab not a multiple of the vector width, inputs at odd
 # element offsets, all three dtypes). Needs .dist from `bench/gpu.sh bundle`.
-# Prints one line per tool and exits non-zero unless every tool reports 0 errors.
+# Prints one line per tool and exits non-zero unless every tool reports 0
+# errors on our kernels and, as a negative control, finds the bug planted in
+# the matching kernel of the `sanitizer_control` test.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/streamtopk-out}
@@ -24,5 +26,15 @@ for tool in memcheck racecheck initcheck synccheck; do
     result=$(grep -E "^test result" "$log" | tail -n 1)
     echo "$tool: rc=$rc, $(( $(date +%s) - start )) s; ${summary:-no summary}; ${result:-no test result}"
     [ "$rc" = 0 ] || status=1
+done
+for pair in memcheck:out_of_bounds racecheck:shared_race initcheck:uninitialized_read; do
+    tool=${pair%%:*} fault=${pair#*:}
+    log="$out/sanitize-control-$tool.log"
+    STREAMTOPK_FAULT=$fault compute-sanitizer --tool "$tool" --error-exitcode 99 \
+        "$bin" --include-ignored --exact sanitizer_control --test-threads=1 >"$log" 2>&1
+    rc=$?
+    summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -n 1)
+    echo "control $tool on $fault: rc=$rc (99 = found); ${summary:-no summary}"
+    [ "$rc" = 99 ] || status=1
 done
 exit $status

@@ -127,6 +127,75 @@ fn sanitizer_shapes() {
     check_shapes(&SANITIZER_SHAPES);
 }
 
+/// Hand-written kernels with one bug each, so that `bench/sanitize.sh` can
+/// show each tool finds what it is for: a store one element past a
+/// one-element buffer (inside the allocation's granule, so a plain run is
+/// unharmed), a shared-memory race between two warps, and a load of memory
+/// never written.
+const FAULTY_PTX: &str = r#"
+.version 7.8
+.target sm_90
+.address_size 64
+.visible .entry out_of_bounds(.param .u64 buf) {
+    .reg .b64 %rd<2>;
+    .reg .b32 %r<2>;
+    ld.param.u64 %rd1, [buf];
+    cvta.to.global.u64 %rd1, %rd1;
+    mov.u32 %r1, 7;
+    st.global.u32 [%rd1+4], %r1;
+    ret;
+}
+.visible .entry shared_race(.param .u64 buf) {
+    .shared .align 4 .u32 word;
+    .reg .b64 %rd<2>;
+    .reg .b32 %r<3>;
+    mov.u32 %r1, %tid.x;
+    st.shared.u32 [word], %r1;
+    ld.shared.u32 %r2, [word];
+    ld.param.u64 %rd1, [buf];
+    cvta.to.global.u64 %rd1, %rd1;
+    st.global.u32 [%rd1], %r2;
+    ret;
+}
+.visible .entry uninitialized_read(.param .u64 buf) {
+    .reg .b64 %rd<2>;
+    .reg .b32 %r<2>;
+    ld.param.u64 %rd1, [buf];
+    cvta.to.global.u64 %rd1, %rd1;
+    ld.global.u32 %r1, [%rd1+4];
+    st.global.u32 [%rd1], %r1;
+    ret;
+}
+"#;
+
+/// The negative control of `bench/sanitize.sh` (`$STREAMTOPK_FAULT` names
+/// the faulty kernel to run; each tool must report it). Harmless without a
+/// sanitizer.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn sanitizer_control() {
+    use cust::module::Module;
+    let (kernels, stream) = setup();
+    kernels.make_current().unwrap();
+    let module = Module::from_ptx(FAULTY_PTX, &[]).unwrap();
+    let fault = std::env::var("STREAMTOPK_FAULT").unwrap_or_else(|_| "shared_race".into());
+    let function = module.get_function(&fault).unwrap();
+    let buffer = if fault == "uninitialized_read" {
+        // SAFETY: u32 has no invalid bit patterns; leaving the words
+        // unwritten is the planted bug.
+        unsafe { DeviceBuffer::<u32>::uninitialized(2).unwrap() }
+    } else {
+        DeviceBuffer::from_slice(&[0u32]).unwrap()
+    };
+    let mut ptr = buffer.as_device_ptr().as_raw();
+    let args = [&mut ptr as *mut u64 as *mut std::ffi::c_void];
+    // SAFETY: each kernel touches at most the first 8 bytes of `buffer`,
+    // which lie inside its allocation granule (cuMemAlloc rounds up to at
+    // least 256 bytes).
+    unsafe { stream.launch(&function, 1, 64, 0, &args).unwrap() };
+    stream.synchronize().unwrap();
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn misaligned_inputs_match_the_reference() {
@@ -320,31 +389,56 @@ fn random_exactness_2000_cases() {
 #[ignore = "needs a CUDA GPU"]
 fn out_of_memory_is_an_error_and_the_next_call_works() {
     let (kernels, stream) = setup();
-    let (free, total) = mem_get_info().unwrap();
-    // A workspace bigger than the device: the pool of max_batch rows of
-    // about vocab / 12,288 lists of k words.
-    for vocab in [1usize << 28, 1 << 30] {
-        let config = TopKConfig::new(65_535, vocab, 1024);
-        let pool = config.plan().unwrap().pool() as u128 * 65_535 * 8;
-        assert!(pool > total as u128, "{pool} bytes would fit");
-        match TopK::new(&kernels, config) {
-            Err(Error::OutOfMemory { what, bytes }) => {
-                eprintln!("vocab {vocab}: out of memory for {what} ({bytes} bytes)")
-            }
-            Err(e) => panic!("expected OutOfMemory, got {e}"),
-            Ok(_) => panic!("a {pool}-byte workspace was allocated"),
-        }
+    // An operator made while memory is free, then a device left with ~1 GiB.
+    let (batch, vocab) = (4096, 131_072);
+    let mut wide = TopK::new(
+        &kernels,
+        TopKConfig::new(batch, vocab, 50).with_dtype(DType::F32),
+    )
+    .unwrap();
+    let (free, _) = mem_get_info().unwrap();
+    let filler = DeviceBuffer::<u8>::zeroed(free - (1 << 30)).unwrap();
+    // A workspace of ~10 GiB (65,535 rows of 2048-word lists) cannot fit.
+    match TopK::new(&kernels, TopKConfig::new(65_535, 300_000, 2048)) {
+        Err(e @ Error::OutOfMemory { .. }) => eprintln!("big workspace: {e}"),
+        Err(e) => panic!("expected OutOfMemory, got {e}"),
+        Ok(_) => panic!("a 10 GiB workspace fitted in 1 GiB"),
     }
+    // Neither do 2 GiB of logits.
+    let huge = vec![0f32; batch * vocab];
+    match wide.run_host(&stream, &huge, batch) {
+        Err(e @ Error::OutOfMemory { .. }) => eprintln!("big input: {e}"),
+        Err(e) => panic!("expected OutOfMemory, got {e}"),
+        Ok(_) => panic!("2 GiB of logits fitted in 1 GiB"),
+    }
+    drop(filler);
     let (free_after, _) = mem_get_info().unwrap();
     assert!(
         free_after + (64 << 20) >= free,
         "memory leaked: {free} -> {free_after}"
     );
-    let values = logits(common::Dist::Randn, 4, 50304, 50, 3);
-    let host: Vec<half::bf16> = convert(&values);
+    // The operator that saw the failure and a new one both still work.
+    let values = logits(common::Dist::Randn, 8, vocab, 50, 3);
+    let out = wide.run_host(&stream, &values[..], 8).unwrap();
+    assert_reference(
+        &values,
+        8,
+        vocab,
+        50,
+        out,
+        "the failed operator's next call",
+    );
+    let host: Vec<half::bf16> = convert(&values[..4 * 50304]);
     let mut topk = TopK::new(&kernels, TopKConfig::new(4, 50304, 50)).unwrap();
     let out = topk.run_host(&stream, &host, 4).unwrap();
-    assert_reference(&host, 4, 50304, 50, out, "the call after the refusals");
+    assert_reference(
+        &host,
+        4,
+        50304,
+        50,
+        out,
+        "a new operator after the failures",
+    );
 }
 
 #[test]
