@@ -7,6 +7,12 @@ like the seed benchmark) and as CUDA-graph replay (GPU time); topk_benchmark
 reads the same logits from a safetensors file, times itself (CUDA events for
 GPU time, a synchronised loop for end-to-end) and writes its values/indices,
 which are compared with torch's. Prints the seed's table with both columns.
+
+With --sample: nanochat's sample_next_token (torch: topk, div, softmax,
+multinomial, gather) against `topk_benchmark --sample` on the same logits:
+per-call end-to-end times (synchronised loops), GPU times (torch: CUDA
+events around an eager loop; ours: CUDA-graph replay), and a greedy check
+(temperature 0: our tokens against torch.argmax).
 """
 import argparse
 import json
@@ -24,6 +30,7 @@ ROWS = [
     (16, 50304, 50), (32, 50304, 50), (32, 50304, 200),
     (64, 151936, 1024), (256, 262144, 50),
 ]
+SAMPLE_ROWS = [(1, 50304, 50), (4, 50304, 50), (32, 50304, 50), (1, 50304, 200), (1, 50304, 0), (32, 50304, 0)]
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
@@ -58,6 +65,81 @@ def time_torch(x, k, iters):
     return eager_ms, graph_ms
 
 
+@torch.inference_mode()
+def sample_next_token(logits, rng, temperature=1.0, top_k=None):
+    """nanochat's sampling step (nanochat/engine.py)."""
+    assert temperature >= 0.0, "temperature must be non-negative"
+    if temperature == 0.0:
+        return torch.argmax(logits, dim=-1, keepdim=True)
+    if top_k is not None and top_k > 0:
+        k = min(top_k, logits.size(-1))
+        vals, idx = torch.topk(logits, k, dim=-1)
+        vals = vals / temperature
+        probs = torch.nn.functional.softmax(vals, dim=-1)
+        choice = torch.multinomial(probs, num_samples=1, generator=rng)
+        return idx.gather(1, choice)
+    logits = logits / temperature
+    probs = torch.nn.functional.softmax(logits, dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=rng)
+
+
+def run_ours(args, extra):
+    proc = subprocess.run([args.bin, *extra], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stdout, proc.stderr, file=sys.stderr)
+        raise SystemExit(f"topk_benchmark failed: {extra}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def compare_sampling(args, rows, dtype):
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (b, v, k) in enumerate(rows):
+            print(f"# [{i + 1}/{len(rows)}] sample batch={b} vocab={v} top_k={k or 'None'}", file=sys.stderr, flush=True)
+            gen = torch.Generator(device="cuda").manual_seed(0)
+            x = torch.randn(b, v, generator=gen, device="cuda", dtype=dtype)
+            inp, out = os.path.join(tmp, "logits.safetensors"), os.path.join(tmp, "tokens.safetensors")
+            save_file({"logits": x.cpu().contiguous()}, inp)
+            rng = torch.Generator(device="cuda").manual_seed(42)
+            top_k = k if k > 0 else None
+            for _ in range(10):
+                sample_next_token(x, rng, 1.0, top_k)
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(args.iters):
+                sample_next_token(x, rng, 1.0, top_k)
+                torch.cuda.synchronize()
+            torch_e2e = (time.perf_counter() - t0) * 1e3 / args.iters
+            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(args.iters):
+                sample_next_token(x, rng, 1.0, top_k)
+            stop.record()
+            torch.cuda.synchronize()
+            torch_gpu = start.elapsed_time(stop) / args.iters
+            common = ["--sample", "--input", inp, "--top-k", str(k), "--iters", str(args.iters), "--json"]
+            ours = run_ours(args, common + ["--temperature", "1.0"])
+            run_ours(args, common + ["--temperature", "0", "--output", out])
+            greedy_equal = bool(torch.equal(load_file(out)["tokens"].cuda(), torch.argmax(x, dim=-1)))
+            row = dict(mode="sample", batch=b, vocab=v, k=k, dtype=args.dtype, torch_e2e_ms=torch_e2e,
+                       torch_gpu_ms=torch_gpu, ours_e2e_ms=ours["e2e_ms"], ours_gpu_ms=ours["gpu_ms"],
+                       greedy_equal=greedy_equal)
+            results.append(row)
+            if args.json_out:
+                with open(args.json_out, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+    print()
+    print("| Batch | Vocab | top_k | dtype | nanochat torch end-to-end (ms) | torch GPU, eager events (ms) | streamtopk sampler end-to-end (ms) | streamtopk sampler GPU (ms) | Speedup end-to-end | Speedup GPU | greedy = torch.argmax |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['batch']} | {r['vocab']:,} | {r['k'] or 'None'} | {r['dtype']} | {r['torch_e2e_ms']:.4f} | {r['torch_gpu_ms']:.4f} | "
+              f"{r['ours_e2e_ms']:.4f} | {r['ours_gpu_ms']:.4f} | {r['torch_e2e_ms'] / r['ours_e2e_ms']:.1f}x | "
+              f"{r['torch_gpu_ms'] / r['ours_gpu_ms']:.1f}x | {r['greedy_equal']} |")
+    bad = [r for r in results if not r["greedy_equal"]]
+    print(f"\ngreedy rows equal to torch.argmax: {len(results) - len(bad)}/{len(results)}")
+    return 1 if bad else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default="target/release/topk_benchmark", help="path of topk_benchmark")
@@ -65,11 +147,14 @@ def main():
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--rows", default="", help="'B,V,K;B,V,K' instead of the default matrix")
     ap.add_argument("--json-out", default="", help="also write every row as JSON lines here")
+    ap.add_argument("--sample", action="store_true", help="compare nanochat's sampling step instead of top-k (K = 0: top_k None)")
     args = ap.parse_args()
-    rows = [tuple(int(x) for x in r.split(",")) for r in args.rows.split(";")] if args.rows else ROWS
+    rows = [tuple(int(x) for x in r.split(",")) for r in args.rows.split(";")] if args.rows else (SAMPLE_ROWS if args.sample else ROWS)
     dtype = DTYPES[args.dtype]
     dev = torch.cuda.get_device_name()
     print(f"# device: {dev}; torch {torch.__version__}; dtype {args.dtype}; iters {args.iters}", flush=True)
+    if args.sample:
+        return compare_sampling(args, rows, dtype)
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,15 +4,16 @@
 #                         and topk_benchmark into .dist/
 #   bench/gpu.sh run      (on the GPU machine, from the repository root, with
 #                         .dist carried) run every GPU test (--include-ignored)
-#                         and the torch comparison; logs go to $OUT if set.
+#                         and the torch comparisons (top-k, then sampling),
+#                         then a decode loop; logs go to $OUT if set.
 #   bench/gpu.sh tests    (on the GPU machine) only the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
 bundle)
     rm -rf .dist && mkdir -p .dist/tests
-    cargo build --release --bin topk_benchmark
-    cp target/release/topk_benchmark .dist/
+    cargo build --release --bins
+    cp target/release/topk_benchmark target/release/decode_loop .dist/
     cargo test --release --no-run --message-format=json 2>/dev/null |
         python3 -c 'import json,sys
 for line in sys.stdin:
@@ -34,6 +35,9 @@ run | tests)
     [ "$1" = tests ] && exit $status
     PYTHONUNBUFFERED=1 python3 bench/compare_torch.py --bin .dist/topk_benchmark --json-out "$out/compare.jsonl" "${@:2}" \
         2>&1 | tee "$out/compare.log" || status=1
+    PYTHONUNBUFFERED=1 python3 bench/compare_torch.py --bin .dist/topk_benchmark --sample --json-out "$out/compare-sample.jsonl" \
+        2>&1 | tee "$out/compare-sample.log" || status=1
+    .dist/decode_loop --steps 20000 --quiet 2>&1 | tee "$out/decode.log" || status=1
     exit $status
     ;;
 *)

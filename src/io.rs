@@ -214,6 +214,24 @@ pub fn write_topk(
     })
 }
 
+/// Write `tokens` as tensor "tokens" (I64, `[batch]`) to a safetensors file.
+pub fn write_tokens(path: &Path, tokens: &[u32]) -> Result<(), IoError> {
+    let bytes: Vec<u8> = tokens
+        .iter()
+        .flat_map(|&t| (t as i64).to_le_bytes())
+        .collect();
+    let format = |source| IoError::Format {
+        path: path_err(path),
+        source,
+    };
+    let view = TensorView::new(StDtype::I64, vec![tokens.len()], &bytes).map_err(format)?;
+    let bytes = safetensors::serialize([("tokens", view)], &None).map_err(format)?;
+    std::fs::write(path, bytes).map_err(|source| IoError::Write {
+        path: path_err(path),
+        source,
+    })
+}
+
 /// `50304` as `50,304`.
 pub fn thousands(n: usize) -> String {
     let s = n.to_string();

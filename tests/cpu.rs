@@ -376,3 +376,63 @@ fn default_plan_follows_the_sweep() {
     assert_eq!(chunks(64, 151936, 1024), 5);
     assert_eq!(chunks(256, 262144, 50), 22);
 }
+
+#[test]
+fn philox_matches_the_known_answers() {
+    use streamtopk::kernels::philox::{draw, philox4x32_10, uniform, uniform_open};
+    // Random123's kat_vectors for philox4x32_10.
+    assert_eq!(
+        philox4x32_10([0; 4], [0; 2]),
+        [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
+    );
+    assert_eq!(
+        philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
+        [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
+    );
+    assert_eq!(
+        philox4x32_10(
+            [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+            [0xa4093822, 0x299f31d0]
+        ),
+        [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
+    );
+    // Counter (word0, row, offset lo, offset hi), key (seed lo, seed hi).
+    assert_eq!(
+        draw(
+            0x299f31d0_a4093822,
+            0x03707344_13198a2e,
+            0x85a308d3,
+            0x243f6a88
+        ),
+        [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
+    );
+    assert_eq!(uniform(0), 0.0);
+    assert!(uniform(u32::MAX) < 1.0);
+    assert!(uniform_open(0) > 0.0 && uniform_open(u32::MAX) < 1.0);
+}
+
+#[test]
+fn sampler_configs_are_validated() {
+    use streamtopk::SamplerConfig;
+    assert!(SamplerConfig::new(1, 50304, 50).plan().is_ok());
+    assert!(SamplerConfig::new(64, 151936, 1024).plan().is_ok());
+    assert!(matches!(
+        SamplerConfig::new(1, 100, 0).plan(),
+        Err(Error::MaxK {
+            max_k: 0,
+            vocab: 100
+        })
+    ));
+    assert!(matches!(
+        SamplerConfig::new(1, 100, 101).plan(),
+        Err(Error::MaxK { .. })
+    ));
+    assert!(matches!(
+        SamplerConfig::new(1, 0, 1).plan(),
+        Err(Error::VocabZero)
+    ));
+    assert!(matches!(
+        SamplerConfig::new(0, 100, 1).plan(),
+        Err(Error::BatchZero)
+    ));
+}

@@ -120,11 +120,37 @@ fn check_shapes(shapes: &[(usize, usize, usize, usize)]) {
     }
 }
 
-/// The set `bench/sanitize.sh` runs under each compute-sanitizer tool.
+/// The set `bench/sanitize.sh` runs under each compute-sanitizer tool: the
+/// top-k shapes, then the sampler's paths (greedy, top-k list with top-p
+/// and min-p, whole-row Gumbel) on one chunk and many.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn sanitizer_shapes() {
     check_shapes(&SANITIZER_SHAPES);
+    let (kernels, stream) = setup();
+    for (batch, vocab, max_k) in [
+        (1, 50304, 50),
+        (3, 4099, 7),
+        (2, 151_936, 1024),
+        (2, 12_345, 1),
+    ] {
+        let values: Vec<half::bf16> =
+            convert(&logits(common::Dist::NanInf, batch, vocab, max_k, 6));
+        let config = streamtopk::SamplerConfig::new(batch, vocab, max_k);
+        let mut sampler = streamtopk::Sampler::new(&kernels, config).unwrap();
+        for row in [
+            streamtopk::Sampling::greedy(),
+            streamtopk::Sampling::new(0.8, max_k)
+                .with_top_p(0.9)
+                .with_min_p(0.01),
+            streamtopk::Sampling::new(1.0, 0),
+        ] {
+            let tokens = sampler
+                .sample_host(&stream, &values, &vec![row; batch])
+                .unwrap();
+            assert!(tokens.iter().all(|&t| (t as usize) < vocab), "{tokens:?}");
+        }
+    }
 }
 
 /// Hand-written kernels with one bug each, so that `bench/sanitize.sh` can

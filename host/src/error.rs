@@ -26,6 +26,10 @@ pub enum Error {
     ShapeTooLarge { vocab: usize, k: usize },
     #[error("the TopK was built for {expected:?} logits but was called with {got:?}")]
     DTypeMismatch { expected: DType, got: DType },
+    #[error("max_k must be in 1..=vocab ({vocab}), got {max_k}")]
+    MaxK { max_k: usize, vocab: usize },
+    #[error("sampling parameters of row {row}: {reason}")]
+    Sampling { row: usize, reason: String },
     #[error("target pool must be at least 1, got 0")]
     TargetPoolZero,
     #[error("{what} has {got} elements, expected {expected}")]

@@ -11,7 +11,7 @@ use cust::module::Module;
 use cust::stream::Stream;
 use cust::sys as cuda;
 use streamtopk_kernels::element::{Bf16, DType, Element, F16, F32};
-use streamtopk_kernels::params::TopKParams;
+use streamtopk_kernels::params::{SampleParams, TopKParams};
 
 use crate::error::{Error, Result};
 
@@ -78,8 +78,18 @@ pub(crate) fn driver(call: &'static str, r: cuda::CUresult) -> Result<()> {
     }
 }
 
-/// Names of the kernel entry points, by dtype.
-pub const KERNEL_NAMES: [&str; 3] = ["topk_bf16", "topk_f16", "topk_f32"];
+/// Names of the kernel entry points: top-k by dtype, then sampling by dtype.
+pub const KERNEL_NAMES: [&str; 6] = [
+    "topk_bf16",
+    "topk_f16",
+    "topk_f32",
+    "sample_bf16",
+    "sample_f16",
+    "sample_f32",
+];
+
+/// Index of the sampling kernels in [`KERNEL_NAMES`].
+const SAMPLE: usize = 3;
 
 /// Index of a dtype's kernel in [`KERNEL_NAMES`].
 fn dtype_slot(dtype: DType) -> usize {
@@ -93,7 +103,7 @@ fn dtype_slot(dtype: DType) -> usize {
 /// The streamtopk module loaded into the primary context of one device.
 /// Load it once and share it (`Arc`) between threads and [`crate::TopK`]s.
 pub struct Kernels {
-    functions: [cuda::CUfunction; 3],
+    functions: [cuda::CUfunction; 6],
     sm_count: u32,
     smem_limit: u32,
     // Field order: the module is unloaded before the context is released.
@@ -131,7 +141,7 @@ impl Kernels {
             )
         })?;
         let sm_count = device.get_attribute(DeviceAttribute::MultiprocessorCount)? as u32;
-        let mut functions = [std::ptr::null_mut(); 3];
+        let mut functions = [std::ptr::null_mut(); 6];
         for (f, name) in functions.iter_mut().zip(KERNEL_NAMES) {
             *f = module.get_function(name).map_err(Error::PtxLoad)?.to_raw();
             // SAFETY: `f` is a live function of `module`; the attribute only
@@ -221,5 +231,24 @@ impl Kernels {
     ) -> Result<()> {
         // SAFETY: forwarded to the caller.
         unsafe { self.launch(dtype_slot(dtype), grid, threads, smem, stream, p) }
+    }
+
+    /// Launch the sampling kernel (see `streamtopk_kernels::sample`).
+    ///
+    /// # Safety
+    /// As [`Kernels::topk`] for `p.topk`; the per-row arrays hold `batch`
+    /// elements, `p.best` `batch * chunks` words, `p.offset` one u64 and
+    /// `p.rows_done` one u32 that is zero.
+    pub(crate) unsafe fn sample(
+        &self,
+        dtype: DType,
+        grid: (u32, u32),
+        threads: u32,
+        smem: u32,
+        stream: &Stream,
+        p: &SampleParams,
+    ) -> Result<()> {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.launch(SAMPLE + dtype_slot(dtype), grid, threads, smem, stream, p) }
     }
 }

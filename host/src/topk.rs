@@ -53,7 +53,7 @@ impl TopKConfig {
 
     /// Validate the config and plan its launches for blocks of at most
     /// `smem_limit` bytes of shared memory.
-    pub fn plan_for(&self, smem_limit: u32) -> Result<Plan> {
+    pub(crate) fn plan_for(&self, smem_limit: u32) -> Result<Plan> {
         let TopKConfig {
             max_batch,
             vocab,

@@ -350,3 +350,75 @@ pub fn sort_desc(buf: Shared<u64>, n: u32) {
         size *= 2;
     }
 }
+
+/// Largest `v` over the block, returned to every thread. Uses the
+/// histogram words of the scratch header; contains barriers.
+#[inline(always)]
+pub fn max_u64(v: u64) -> u64 {
+    let slots = Shared::<u64>::dynamic(smem::HIST * 4);
+    let mut x = v;
+    let mut d = 16;
+    while d > 0 {
+        let hi = shfl_xor((x >> 32) as u32, d);
+        let lo = shfl_xor(x as u32, d);
+        x = x.max((hi as u64) << 32 | lo as u64);
+        d >>= 1;
+    }
+    if lane() == 0 {
+        slots.set(warp(), x);
+    }
+    sync_threads();
+    let mut best = 0;
+    let mut w = 0;
+    while w < block_dim() / 32 {
+        best = best.max(slots.get(w));
+        w += 1;
+    }
+    sync_threads();
+    best
+}
+
+/// In-place inclusive prefix sum of `data[0..n]`, each thread summing one
+/// contiguous stretch (the same order on every run). Uses the scan words of
+/// the scratch header; contains barriers.
+#[inline(always)]
+pub fn inclusive_sum_f32(data: Shared<f32>, n: u32) {
+    let totals = Shared::<f32>::dynamic(smem::SCAN * 4);
+    let per = n.div_ceil(block_dim());
+    let first = thread_idx() * per;
+    let last = if first + per < n { first + per } else { n };
+    let mut sum = 0.0f32;
+    let mut i = first;
+    while i < last {
+        sum += data.get(i);
+        i += 1;
+    }
+    // Inclusive scan of the stretch sums over the warp, then over warps.
+    let mut x = sum;
+    let mut d = 1;
+    while d < 32 {
+        let y = f32::from_bits(shfl_up(x.to_bits(), d));
+        if lane() >= d {
+            x += y;
+        }
+        d <<= 1;
+    }
+    if lane() == 31 {
+        totals.set(warp(), x);
+    }
+    sync_threads();
+    let lower = f32::from_bits(shfl_up(x.to_bits(), 1));
+    let mut before = if lane() == 0 { 0.0 } else { lower };
+    let mut w = 0;
+    while w < warp() {
+        before += totals.get(w);
+        w += 1;
+    }
+    let mut i = first;
+    while i < last {
+        before += data.get(i);
+        data.set(i, before);
+        i += 1;
+    }
+    sync_threads();
+}

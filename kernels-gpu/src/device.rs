@@ -35,6 +35,13 @@ pub fn block_idx_y() -> u32 {
     unsafe { nvptx::_block_idx_y() }
 }
 
+/// Blocks in the grid (y).
+#[inline(always)]
+pub fn grid_dim_y() -> u32 {
+    // SAFETY: reads a special register.
+    unsafe { nvptx::_grid_dim_y() }
+}
+
 /// Lane of this thread in its warp.
 #[inline(always)]
 pub fn lane() -> u32 {
@@ -331,6 +338,28 @@ pub fn shfl_idx(v: u32, src: u32) -> u32 {
     // SAFETY: as `ballot`, all lanes take part.
     unsafe {
         asm!("shfl.sync.idx.b32 {r}, {v}, {s}, 31, 0xffffffff;", r = out(reg32) r, v = in(reg32) v, s = in(reg32) src, options(nomem, nostack));
+    }
+    r
+}
+
+/// 2^x (`ex2.approx.ftz.f32`: relative error about 2^-22).
+#[inline(always)]
+pub fn exp2(x: f32) -> f32 {
+    let r: f32;
+    // SAFETY: pure arithmetic on registers.
+    unsafe {
+        asm!("ex2.approx.ftz.f32 {r}, {x};", r = out(reg32) r, x = in(reg32) x, options(pure, nomem, nostack));
+    }
+    r
+}
+
+/// log2(x) (`lg2.approx.ftz.f32`: absolute error about 2^-22 near 1).
+#[inline(always)]
+pub fn log2(x: f32) -> f32 {
+    let r: f32;
+    // SAFETY: pure arithmetic on registers.
+    unsafe {
+        asm!("lg2.approx.ftz.f32 {r}, {x};", r = out(reg32) r, x = in(reg32) x, options(pure, nomem, nostack));
     }
     r
 }

@@ -1,9 +1,11 @@
-//! The top-k kernel: stage 1 in every block, stage 2 in the last block of
-//! each row to finish, in one launch.
+//! The kernels' common body: stage 1 in every block, stage 2 in the last
+//! block of each row to finish, in one launch; what becomes of each row's
+//! sorted top k is the [`Rows`] implementation's (the top-k outputs, or a
+//! sampled token, [`crate::sample`]).
 //!
 //! Contract (see [`TopKParams`]):
 //! - grid `(chunks, batch)`, block `threads` (multiple of 32, 256..=1024);
-//! - dynamic shared memory `Layout::new(chunk_len, size, k, chunks).bytes`;
+//! - dynamic shared memory at least `Layout::new(chunk_len, size, k, chunks).bytes`;
 //! - block `(c, r)` reads `input[r, c*chunk_len .. min(vocab, (c+1)*chunk_len))`
 //!   once and sorts its top `min(k, len)` ([`crate::stage1`]). With one chunk
 //!   per row that is the row's answer. Otherwise it writes them to
@@ -11,8 +13,10 @@
 //!   arrive (`arrivals[r]`, reset to zero by that block) merges the row
 //!   ([`crate::merge`]);
 //! - `p.mode` can split the stages into two launches (for timing them);
-//! - writes `values[r, 0..k]` (f32, descending) and `indices[r, 0..k]` (u32):
-//!   torch.topk's order, NaN first, ties by lower index.
+//! - the top-k kernel writes `values[r, 0..k]` (f32, descending) and
+//!   `indices[r, 0..k]` (u32): torch.topk's order, NaN first, ties by lower index.
+
+use core::marker::PhantomData;
 
 use crate::block::Scratch;
 use crate::device::{
@@ -21,24 +25,58 @@ use crate::device::{
 use crate::element::{unpack_sort_word, Bf16, Element, F16, F32};
 use crate::merge::merge;
 use crate::params::{mode, Layout, TopKParams};
+use crate::sample::Sampler;
 use crate::stage1::chunk_topk;
 
+/// What a launch does with the rows' top k.
+pub trait Rows {
+    /// Stage-1 extra work of block `(chunk, row)` after its top k is sorted
+    /// (its raw elements are still in shared memory). Block-wide.
+    #[inline(always)]
+    fn chunk<E: Element>(&self, _row: u32, _chunk: u32, _addr: u64, _n: u32, _start: u32) {}
+    /// Word `rank` of row `row`'s top k: each rank once, by any thread.
+    fn emit(&self, row: u32, rank: u32, word: u64);
+    /// After every `emit` of the row (and a barrier), in its last block. Block-wide.
+    #[inline(always)]
+    fn finish(&self, _row: u32) {}
+    /// Whether `finish` does anything (spares the barrier before it).
+    const FINISHES: bool = false;
+}
+
+/// The top-k kernel's outputs.
+struct TopKOut<E> {
+    values: GlobalMut<f32>,
+    indices: GlobalMut<u32>,
+    k: u32,
+    element: PhantomData<E>,
+}
+
+impl<E: Element> Rows for TopKOut<E> {
+    #[inline(always)]
+    fn emit(&self, row: u32, rank: u32, word: u64) {
+        let (key, index) = unpack_sort_word(word);
+        let at = row as u64 * self.k as u64 + rank as u64;
+        self.values.set(at, E::key_to_f32(key));
+        self.indices.set(at, index);
+    }
+}
+
+/// Stage 1, then stage 2 in the row's last block, handing the rows to `rows`.
 #[inline(always)]
-fn topk<E: Element>(p: &TopKParams) {
+pub fn run<E: Element, R: Rows>(p: &TopKParams, layout: &Layout, rows: &R) {
     let chunk = block_idx_x();
     let row = block_idx_y();
     let tid = thread_idx();
-    let layout = Layout::new(p.chunk_len, E::SIZE, p.k, p.chunks);
-    let values = GlobalMut::<f32>::new(p.values);
-    let indices = GlobalMut::<u32>::new(p.indices);
-    let out = row as u64 * p.k as u64;
-    let emit = |rank: u32, word: u64| {
-        let (key, index) = unpack_sort_word(word);
-        values.set(out + rank as u64, E::key_to_f32(key));
-        indices.set(out + rank as u64, index);
+    let emit = |rank: u32, word: u64| rows.emit(row, rank, word);
+    let finish = || {
+        if R::FINISHES {
+            sync_threads();
+            rows.finish(row);
+        }
     };
     if p.mode == mode::STAGE2 {
-        merge(p, row, &layout, emit);
+        merge(p, row, layout, emit);
+        finish();
         return;
     }
 
@@ -49,7 +87,8 @@ fn topk<E: Element>(p: &TopKParams) {
         p.chunk_len
     };
     let addr = p.input + (row as u64 * p.vocab as u64 + start as u64) * E::SIZE as u64;
-    let kept = chunk_topk::<E>(addr, n, start, p.k, &layout);
+    let kept = chunk_topk::<E>(addr, n, start, p.k, layout);
+    rows.chunk::<E>(row, chunk, addr, n, start);
     let candidates = Shared::<u64>::dynamic(layout.candidates);
     if p.chunks == 1 {
         let mut j = tid;
@@ -57,6 +96,7 @@ fn topk<E: Element>(p: &TopKParams) {
             emit(j, candidates.get(j));
             j += block_dim();
         }
+        finish();
         return;
     }
 
@@ -87,19 +127,40 @@ fn topk<E: Element>(p: &TopKParams) {
         return;
     }
     fence();
-    merge(p, row, &layout, emit);
+    merge(p, row, layout, emit);
+    finish();
 }
 
-macro_rules! topk_kernel {
-    ($name:ident, $ty:ty) => {
+#[inline(always)]
+fn topk<E: Element>(p: &TopKParams) {
+    let layout = Layout::new(p.chunk_len, E::SIZE, p.k, p.chunks);
+    let out = TopKOut::<E> {
+        values: GlobalMut::new(p.values),
+        indices: GlobalMut::new(p.indices),
+        k: p.k,
+        element: PhantomData,
+    };
+    run::<E, _>(p, &layout, &out);
+}
+
+macro_rules! kernels {
+    ($($topk:ident, $sample:ident, $ty:ty);*) => {$(
         /// Top-k for one dtype (see the module doc).
         #[no_mangle]
-        pub extern "ptx-kernel" fn $name(p: TopKParams) {
+        pub extern "ptx-kernel" fn $topk(p: TopKParams) {
             topk::<$ty>(&p);
         }
-    };
+
+        /// Sampling for one dtype (see [`crate::sample`]).
+        #[no_mangle]
+        pub extern "ptx-kernel" fn $sample(p: crate::params::SampleParams) {
+            Sampler::<$ty>::run(&p);
+        }
+    )*};
 }
 
-topk_kernel!(topk_bf16, Bf16);
-topk_kernel!(topk_f16, F16);
-topk_kernel!(topk_f32, F32);
+kernels!(
+    topk_bf16, sample_bf16, Bf16;
+    topk_f16, sample_f16, F16;
+    topk_f32, sample_f32, F32
+);

@@ -20,6 +20,7 @@
 
 pub mod element;
 pub mod params;
+pub mod philox;
 
 #[cfg(target_arch = "nvptx64")]
 pub mod block;
@@ -31,6 +32,8 @@ pub mod kernel;
 pub mod load;
 #[cfg(target_arch = "nvptx64")]
 pub mod merge;
+#[cfg(target_arch = "nvptx64")]
+pub mod sample;
 #[cfg(target_arch = "nvptx64")]
 pub mod stage1;
 

@@ -135,3 +135,68 @@ impl Layout {
         }
     }
 }
+
+/// Parameters of the sampling kernel (`sample_<dtype>`).
+///
+/// Grid, block and the top-k part as [`TopKParams`] (`topk.k` is the
+/// sampler's `max_k`, `topk.values` / `topk.indices` unused, `topk.mode`
+/// [`mode::FUSED`]); dynamic shared memory
+/// `SampleLayout::new(chunk_len, dtype size, max_k, chunks).bytes`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SampleParams {
+    pub topk: TopKParams,
+    /// Output token ids, `[batch]` u32.
+    pub tokens: u64,
+    /// Per-row temperature, `[batch]` f32 (`0`: greedy).
+    pub temperature: u64,
+    /// Per-row top-k, `[batch]` u32 (`1..=max_k`, or [`TOP_K_OFF`]).
+    pub top_k: u64,
+    /// Per-row top-p, `[batch]` f32 in (0, 1] (`1`: off).
+    pub top_p: u64,
+    /// Per-row min-p, `[batch]` f32 in [0, 1] (`0`: off).
+    pub min_p: u64,
+    /// Per-chunk Gumbel winners of rows sampled over the whole vocabulary,
+    /// `[batch, chunks]` words.
+    pub best: u64,
+    /// The call counter, one u64: read by every block, advanced by one by
+    /// the launch's last row to finish.
+    pub offset: u64,
+    /// Rows finished in this launch, one u32: zero before and after.
+    pub rows_done: u64,
+    /// Philox key.
+    pub seed: u64,
+}
+
+/// Per-row top-k meaning "no top-k" (the whole vocabulary).
+pub const TOP_K_OFF: u32 = u32::MAX;
+
+/// Shared memory of the sampling kernel: the top-k layout, then (for the
+/// row's last block) the row's sorted top `max_k` words and their running
+/// probability mass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SampleLayout {
+    pub topk: Layout,
+    pub sorted: u32,
+    pub mass: u32,
+    pub bytes: u32,
+}
+
+impl SampleLayout {
+    pub const fn new(chunk_len: u32, size: u32, k: u32, chunks: u32) -> SampleLayout {
+        let topk = Layout::new(chunk_len, size, k, chunks);
+        let sorted = topk.bytes.next_multiple_of(16);
+        let mass = sorted + 8 * k;
+        SampleLayout {
+            topk,
+            sorted,
+            mass,
+            bytes: mass + 4 * k,
+        }
+    }
+
+    /// Shared memory beyond the top-k layout's.
+    pub const fn extra(k: u32) -> u32 {
+        16 + 12 * k
+    }
+}

@@ -11,12 +11,14 @@ use cust::event::{Event, EventFlags};
 use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::stream::{Stream, StreamFlags};
 use streamtopk::io::{self, Logits};
-use streamtopk::{reference, DType, Graph, Logit, TopK, TopKConfig};
+use streamtopk::{
+    reference, DType, Graph, Logit, Sampler, SamplerConfig, Sampling, TopK, TopKConfig,
+};
 
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Benchmark streamtopk's exact top-k on one [batch, vocab] shape"
+    about = "Benchmark streamtopk's exact top-k (or, with --sample, its fused sampler) on one [batch, vocab] shape"
 )]
 struct Args {
     /// Rows of logits (ignored with --input).
@@ -58,6 +60,23 @@ struct Args {
     /// Also time each stage and print its share.
     #[arg(long)]
     profile: bool,
+    /// Time the fused sampler (nanochat's sample_next_token) instead of
+    /// top-k: --top-k is the per-row top-k (0: off, the whole softmax);
+    /// --output writes "tokens" (i64, [batch]).
+    #[arg(long)]
+    sample: bool,
+    /// Sampling temperature (0: greedy); with --sample.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    /// Nucleus (top-p) threshold, 1 = off; with --sample.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Min-p threshold, 0 = off; with --sample.
+    #[arg(long, default_value_t = 0.0)]
+    min_p: f32,
+    /// Seed of the sampler's random numbers; with --sample.
+    #[arg(long, default_value_t = 0)]
+    sample_seed: u64,
 }
 
 struct Timing {
@@ -98,20 +117,133 @@ fn config(
     Ok(config)
 }
 
+/// The sampler's config and row parameters, validated without a GPU.
+fn sample_config(
+    args: &Args,
+    batch: usize,
+    vocab: usize,
+    dtype: DType,
+) -> Result<(SamplerConfig, Sampling), Box<dyn std::error::Error>> {
+    if args.iters == 0 {
+        return Err("--iters must be at least 1".into());
+    }
+    let row = Sampling::new(args.temperature, args.top_k)
+        .with_top_p(args.top_p)
+        .with_min_p(args.min_p);
+    let config = SamplerConfig::new(batch, vocab, row.max_k(vocab))
+        .with_dtype(dtype)
+        .with_seed(args.sample_seed);
+    config.plan()?;
+    Ok((config, row))
+}
+
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let logits = match &args.input {
         Some(path) => io::read_logits(path)?,
         None => {
             let dtype = io::parse_dtype(&args.dtype)?;
-            config(args, args.batch, args.vocab, dtype)?;
+            if args.sample {
+                sample_config(args, args.batch, args.vocab, dtype)?;
+            } else {
+                config(args, args.batch, args.vocab, dtype)?;
+            }
             Logits::randn(dtype, args.batch, args.vocab, args.seed)
         }
     };
-    match &logits {
-        Logits::BF16 { data, batch, vocab } => bench(args, data, *batch, *vocab),
-        Logits::F16 { data, batch, vocab } => bench(args, data, *batch, *vocab),
-        Logits::F32 { data, batch, vocab } => bench(args, data, *batch, *vocab),
+    match (&logits, args.sample) {
+        (Logits::BF16 { data, batch, vocab }, false) => bench(args, data, *batch, *vocab),
+        (Logits::F16 { data, batch, vocab }, false) => bench(args, data, *batch, *vocab),
+        (Logits::F32 { data, batch, vocab }, false) => bench(args, data, *batch, *vocab),
+        (Logits::BF16 { data, batch, vocab }, true) => bench_sample(args, data, *batch, *vocab),
+        (Logits::F16 { data, batch, vocab }, true) => bench_sample(args, data, *batch, *vocab),
+        (Logits::F32 { data, batch, vocab }, true) => bench_sample(args, data, *batch, *vocab),
     }
+}
+
+/// GPU time (graph replay) and end-to-end time of the fused sampler.
+fn bench_sample<T: Logit>(
+    args: &Args,
+    host: &[T],
+    batch: usize,
+    vocab: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dtype: DType = <T::Kernel as streamtopk::kernels::element::Element>::DTYPE;
+    let (config, row) = sample_config(args, batch, vocab, dtype)?;
+    let kernels = streamtopk::load()?;
+    let stream = Stream::new(StreamFlags::NON_BLOCKING, None)?;
+    let mut sampler = Sampler::new(&kernels, config)?;
+    let params = sampler.params(&vec![row; batch])?;
+    let input = DeviceBuffer::from_slice(host)?;
+    let mut tokens = DeviceBuffer::<u32>::zeroed(batch)?;
+    for _ in 0..args.warmup {
+        sampler.sample(&stream, &input, &params, &mut tokens)?;
+    }
+    stream.synchronize()?;
+    let graph = Graph::capture(&stream, |s| sampler.sample(s, &input, &params, &mut tokens))?;
+    for _ in 0..args.warmup {
+        graph.launch(&stream)?;
+    }
+    let (start, stop) = (
+        Event::new(EventFlags::DEFAULT)?,
+        Event::new(EventFlags::DEFAULT)?,
+    );
+    start.record(&stream)?;
+    for _ in 0..args.iters {
+        graph.launch(&stream)?;
+    }
+    stop.record(&stream)?;
+    stop.synchronize()?;
+    let gpu_ms = stop.elapsed_time_f32(&start)? as f64 / args.iters as f64;
+    drop(graph);
+    let mut out = vec![0u32; batch];
+    let t0 = Instant::now();
+    for _ in 0..args.iters {
+        sampler.sample(&stream, &input, &params, &mut tokens)?;
+        stream.synchronize()?;
+    }
+    let e2e_ms = t0.elapsed().as_secs_f64() * 1e3 / args.iters as f64;
+    tokens.copy_to(&mut out[..])?;
+    let checked = if args.check && args.temperature == 0.0 {
+        let (_, argmax) = reference::topk(host, batch, vocab, 1);
+        Some(argmax == out)
+    } else {
+        None
+    };
+    if let Some(path) = &args.output {
+        io::write_tokens(path, &out)?;
+    }
+    let plan = sampler.plan();
+    if args.json {
+        let mut obj = serde_json::json!({
+            "mode": "sample", "batch": batch, "vocab": vocab, "k": args.top_k, "dtype": dtype.torch_name(),
+            "temperature": args.temperature, "top_p": args.top_p, "min_p": args.min_p,
+            "iters": args.iters, "gpu_ms": gpu_ms, "e2e_ms": e2e_ms,
+            "chunks": plan.chunks, "chunk_len": plan.chunk_len, "threads": plan.threads,
+        });
+        if let Some(ok) = checked {
+            obj["matches_reference"] = ok.into();
+        }
+        println!("{obj}");
+    } else {
+        println!("| Batch | Vocab | Top-k | temperature | top-p | min-p | dtype | sampler GPU (ms) | sampler end-to-end (ms) |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        println!(
+            "| {batch} | {} | {} | {} | {} | {} | {} | {gpu_ms:.4} | {e2e_ms:.4} |",
+            io::thousands(vocab),
+            args.top_k,
+            args.temperature,
+            args.top_p,
+            args.min_p,
+            dtype.torch_name()
+        );
+        if let Some(ok) = checked {
+            println!("greedy tokens match the CPU argmax: {ok}");
+        }
+    }
+    if checked == Some(false) {
+        return Err("greedy tokens differ from the CPU argmax".into());
+    }
+    Ok(())
 }
 
 fn bench<T: Logit>(

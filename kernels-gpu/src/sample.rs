@@ -1,0 +1,257 @@
+//! Sampling: nanochat's `sample_next_token` (temperature, top-k, softmax,
+//! multinomial draw) plus top-p and min-p, in the top-k kernel's launch.
+//!
+//! Contract ([`SampleParams`]): grid, block and stages as the top-k kernel
+//! with `k = max_k`; shared memory [`SampleLayout`]. Per row `r`, with
+//! temperature `t`, top-k `kr`, top-p `p`, min-p `q`:
+//! - the row's first word is NaN, or `t == 0`: the token is the top-1 index
+//!   (`torch.argmax`: NaN first, ties to the lower index);
+//! - `kr <= max_k`: the allowed tokens are the first `m` of the row's
+//!   top-`kr` list (torch.topk's order), `m` the least of `kr`; the
+//!   shortest prefix whose mass `sum exp((v - v0) / t)` reaches `p` of the
+//!   list's mass, extended over ties of its last value; and the count of
+//!   values with `exp((v - v0) / t) >= q`. One uniform `u` (Philox, counter
+//!   `(ROW_DRAW, r, offset)`) picks the first position whose running mass
+//!   exceeds `u` times the prefix's mass. Values equal to `v0` weigh 1 (a
+//!   row topped by +inf draws among its +inf values, one of all -inf among
+//!   all);
+//! - `kr == TOP_K_OFF` (`p == 1`, `q == 0`): a draw from the softmax of the
+//!   whole row by the Gumbel-max trick, `argmax v / t + G`, `G` from
+//!   Philox counter `(index / 4, r, offset)`; +inf values outrank finite ones
+//!   and draw among themselves by `G` alone. Each stage-1 block writes its
+//!   chunk's winner to `best[r, chunk]`, the row's last block takes the best;
+//! - writes `tokens[r]`; the launch's last row to finish advances `offset`.
+
+use core::marker::PhantomData;
+
+use crate::block::{inclusive_sum_f32, max_u64};
+use crate::device::{
+    block_dim, exp2, grid_dim_y, log2, sync_threads, thread_idx, Global, GlobalMut, Shared,
+};
+use crate::element::{unpack_sort_word, Element, F32, NAN_KEY};
+use crate::kernel::{run, Rows};
+use crate::load::{Groups, Raw};
+use crate::params::{smem, SampleLayout, SampleParams, TOP_K_OFF};
+use crate::philox::{draw, uniform, uniform_open, ROW_DRAW};
+
+const LOG2_E: f32 = core::f32::consts::LOG2_E;
+const LN_2: f32 = core::f32::consts::LN_2;
+
+/// The sampling launch's per-block state.
+pub struct Sampler<E> {
+    p: SampleParams,
+    layout: SampleLayout,
+    offset: u64,
+    element: PhantomData<E>,
+}
+
+/// Gumbel-max word of the element with key `key` at row index `index`:
+/// +inf flag, then the score's order key, then the inverted index (ties to
+/// the lower index). Zero for NaN (the row's NaN is handled before).
+#[inline(always)]
+fn gumbel_word<E: Element>(key: u32, index: u32, bits: u32, inv_t: f32) -> u64 {
+    if key == NAN_KEY {
+        return 0;
+    }
+    let v = E::key_to_f32(key);
+    // G = -ln(-ln u), through base-2 logarithms.
+    let g = -LN_2 * log2(-LN_2 * log2(uniform_open(bits)));
+    let (inf, score) = if v == f32::INFINITY {
+        (1u64, g)
+    } else {
+        (0, v * inv_t + g)
+    };
+    inf << 63 | (F32::key(score.to_bits()) as u64) << 31 | (!index & 0x7fff_ffff) as u64
+}
+
+impl<E: Element> Sampler<E> {
+    /// The kernel body.
+    #[inline(always)]
+    pub fn run(p: &SampleParams) {
+        let t = &p.topk;
+        let layout = SampleLayout::new(t.chunk_len, E::SIZE, t.k, t.chunks);
+        let sampler = Sampler::<E> {
+            p: *p,
+            layout,
+            offset: GlobalMut::<u64>::new(p.offset).get_cg(0),
+            element: PhantomData,
+        };
+        run::<E, _>(t, &layout.topk, &sampler);
+    }
+
+    #[inline(always)]
+    fn temperature(&self, row: u32) -> f32 {
+        Global::<f32>::new(self.p.temperature).get(row)
+    }
+
+    #[inline(always)]
+    fn top_k(&self, row: u32) -> u32 {
+        Global::<u32>::new(self.p.top_k).get(row)
+    }
+
+    /// Whether row `row` draws from its whole softmax (Gumbel-max).
+    #[inline(always)]
+    fn whole_row(&self, row: u32) -> bool {
+        self.temperature(row) > 0.0 && self.top_k(row) == TOP_K_OFF
+    }
+
+    /// The token of a top-k row: its allowed prefix and the inverse-CDF draw.
+    #[inline(always)]
+    fn from_list(&self, row: u32, t: f32) -> u32 {
+        let sorted = Shared::<u64>::dynamic(self.layout.sorted);
+        let mass = Shared::<f32>::dynamic(self.layout.mass);
+        let counts = Shared::<u32>::dynamic(smem::HIST * 4);
+        let kk = self.top_k(row);
+        let top_p = Global::<f32>::new(self.p.top_p).get(row);
+        let min_p = Global::<f32>::new(self.p.min_p).get(row);
+        let v0 = E::key_to_f32(unpack_sort_word(sorted.get(0)).0);
+        let inv_t = 1.0 / t;
+        let weight = |j: u32| {
+            let v = E::key_to_f32(unpack_sort_word(sorted.get(j)).0);
+            if v == v0 {
+                1.0
+            } else {
+                exp2((v - v0) * inv_t * LOG2_E)
+            }
+        };
+        let tid = thread_idx();
+        let mut j = tid;
+        while j < kk {
+            mass.set(j, weight(j));
+            j += block_dim();
+        }
+        if tid < 4 {
+            counts.set(tid, 0);
+        }
+        inclusive_sum_f32(mass, kk);
+
+        // Positions below the top-p target, and values min-p keeps.
+        let target = top_p * mass.get(kk - 1);
+        let (mut below, mut kept) = (0, 0);
+        let mut j = tid;
+        while j < kk {
+            below += (top_p < 1.0 && mass.get(j) < target) as u32;
+            kept += (weight(j) >= min_p) as u32;
+            j += block_dim();
+        }
+        counts.atomic_add(0, below);
+        counts.atomic_add(1, kept);
+        sync_threads();
+        // Top-p keeps every value at least the one where the mass reaches p.
+        let m_p = if top_p < 1.0 {
+            let edge = unpack_sort_word(sorted.get(counts.get(0))).0;
+            let mut n = 0;
+            let mut j = tid;
+            while j < kk {
+                n += (unpack_sort_word(sorted.get(j)).0 >= edge) as u32;
+                j += block_dim();
+            }
+            counts.atomic_add(2, n);
+            sync_threads();
+            counts.get(2)
+        } else {
+            kk
+        };
+        let m = kk.min(m_p).min(counts.get(1)).max(1);
+        if tid != 0 {
+            return 0;
+        }
+        let u = uniform(draw(self.p.seed, self.offset, row, ROW_DRAW)[0]);
+        let total = mass.get(m - 1);
+        let pick = u * total;
+        // First position whose running mass exceeds the pick (else the
+        // last position with weight).
+        let first_above = |x: f32, strict: bool| {
+            let (mut lo, mut hi) = (0, m);
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                let y = mass.get(mid);
+                if (strict && y <= x) || (!strict && y < x) {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        };
+        let mut at = first_above(pick, true);
+        if at == m {
+            at = first_above(total, false);
+        }
+        unpack_sort_word(sorted.get(at)).1
+    }
+}
+
+impl<E: Element> Rows for Sampler<E> {
+    const FINISHES: bool = true;
+
+    #[inline(always)]
+    fn chunk<X: Element>(&self, row: u32, chunk: u32, addr: u64, n: u32, start: u32) {
+        if !self.whole_row(row) {
+            return;
+        }
+        let groups = Groups::new(addr, n, E::SIZE);
+        let raw = Raw::new(self.layout.topk.raw);
+        let inv_t = 1.0 / self.temperature(row);
+        let end = start + n;
+        let mut best = 0u64;
+        // Quads of row indices [4q, 4q + 4): one Philox call each.
+        let mut q = start / 4 + thread_idx();
+        while q * 4 < end {
+            let bits = draw(self.p.seed, self.offset, row, q);
+            let consider = |i: u32, b: u32, best: u64| {
+                if i >= start && i < end {
+                    let key = raw.key::<E>(groups, i - start);
+                    best.max(gumbel_word::<E>(key, i, b, inv_t))
+                } else {
+                    best
+                }
+            };
+            best = consider(q * 4, bits[0], best);
+            best = consider(q * 4 + 1, bits[1], best);
+            best = consider(q * 4 + 2, bits[2], best);
+            best = consider(q * 4 + 3, bits[3], best);
+            q += block_dim();
+        }
+        let best = max_u64(best);
+        if thread_idx() == 0 {
+            let at = row as u64 * self.p.topk.chunks as u64 + chunk as u64;
+            GlobalMut::<u64>::new(self.p.best).set(at, best);
+        }
+    }
+
+    #[inline(always)]
+    fn emit(&self, _row: u32, rank: u32, word: u64) {
+        Shared::<u64>::dynamic(self.layout.sorted).set(rank, word);
+    }
+
+    #[inline(always)]
+    fn finish(&self, row: u32) {
+        let sorted = Shared::<u64>::dynamic(self.layout.sorted);
+        let (key0, index0) = unpack_sort_word(sorted.get(0));
+        let t = self.temperature(row);
+        let token = if key0 == NAN_KEY || t <= 0.0 {
+            index0
+        } else if self.top_k(row) == TOP_K_OFF {
+            let best = GlobalMut::<u64>::new(self.p.best);
+            let base = row as u64 * self.p.topk.chunks as u64;
+            let mut w = 0;
+            let mut c = 0;
+            while c < self.p.topk.chunks {
+                w = w.max(best.get_cg(base + c as u64));
+                c += 1;
+            }
+            !(w as u32) & 0x7fff_ffff
+        } else {
+            self.from_list(row, t)
+        };
+        if thread_idx() == 0 {
+            GlobalMut::<u32>::new(self.p.tokens).set(row as u64, token);
+            let done = GlobalMut::<u32>::new(self.p.rows_done);
+            if done.fetch_add(0, 1) + 1 == grid_dim_y() {
+                done.set(0, 0);
+                GlobalMut::<u64>::new(self.p.offset).set(0, self.offset + 1);
+            }
+        }
+    }
+}
