@@ -380,10 +380,12 @@ pub fn max_u64(v: u64) -> u64 {
 
 /// In-place inclusive prefix sum of `data[0..n]`, each thread summing one
 /// contiguous stretch (the same order on every run). Uses the scan words of
-/// the scratch header; contains barriers.
+/// the scratch header; contains barriers (one first, so `data` may have been
+/// written by any thread just before).
 #[inline(always)]
 pub fn inclusive_sum_f32(data: Shared<f32>, n: u32) {
     let totals = Shared::<f32>::dynamic(smem::SCAN * 4);
+    sync_threads();
     let per = n.div_ceil(block_dim());
     let first = thread_idx() * per;
     let last = if first + per < n { first + per } else { n };

@@ -46,13 +46,6 @@ pub const fn draw(seed: u64, offset: u64, row: u32, word0: u32) -> [u32; 4] {
     )
 }
 
-/// A uniform `f32` in the open interval (0, 1) from 23 random bits (the
-/// half-step offset needs the 24th bit of the significand).
-#[inline(always)]
-pub fn uniform_open(bits: u32) -> f32 {
-    ((bits >> 9) as f32 + 0.5) * (1.0 / 8_388_608.0)
-}
-
 /// A uniform `f32` in [0, 1) from 24 random bits.
 #[inline(always)]
 pub fn uniform(bits: u32) -> f32 {

@@ -17,7 +17,7 @@
 //!   all);
 //! - `kr == TOP_K_OFF` (`p == 1`, `q == 0`): a draw from the softmax of the
 //!   whole row by the Gumbel-max trick, `argmax v / t + G`, `G` from
-//!   Philox counter `(index / 4, r, offset)`; +inf values outrank finite ones
+//!   Philox counter `(index / 4, r, offset)` ([`gumbel`]); +inf values outrank finite ones
 //!   and draw among themselves by `G` alone. Each stage-1 block writes its
 //!   chunk's winner to `best[r, chunk]`, the row's last block takes the best;
 //! - writes `tokens[r]`; the launch's last row to finish advances `offset`.
@@ -32,7 +32,7 @@ use crate::element::{unpack_sort_word, Element, F32, NAN_KEY};
 use crate::kernel::{run, Rows};
 use crate::load::{Groups, Raw};
 use crate::params::{smem, SampleLayout, SampleParams, TOP_K_OFF};
-use crate::philox::{draw, uniform, uniform_open, ROW_DRAW};
+use crate::philox::{draw, uniform, ROW_DRAW};
 
 const LOG2_E: f32 = core::f32::consts::LOG2_E;
 const LN_2: f32 = core::f32::consts::LN_2;
@@ -45,6 +45,21 @@ pub struct Sampler<E> {
     element: PhantomData<E>,
 }
 
+/// A standard Gumbel variate `-ln E`, `E = -ln(1 - w)` exponential, from
+/// 32 random bits `w`. For small `w` (the winners' side: large `G`) `E` is
+/// its series, so the tail keeps 32-bit resolution instead of a uniform's
+/// 24 bits near 1.
+#[inline(always)]
+fn gumbel(bits: u32) -> f32 {
+    let w = (bits as f32 + 0.5) * (1.0 / 4_294_967_296.0);
+    let e = if w < 1.0 / 128.0 {
+        w * (1.0 + w * (0.5 + w * (1.0 / 3.0)))
+    } else {
+        -LN_2 * log2(1.0 - w)
+    };
+    -LN_2 * log2(e)
+}
+
 /// Gumbel-max word of the element with key `key` at row index `index`:
 /// +inf flag, then the score's order key, then the inverted index (ties to
 /// the lower index). Zero for NaN (the row's NaN is handled before).
@@ -54,8 +69,7 @@ fn gumbel_word<E: Element>(key: u32, index: u32, bits: u32, inv_t: f32) -> u64 {
         return 0;
     }
     let v = E::key_to_f32(key);
-    // G = -ln(-ln u), through base-2 logarithms.
-    let g = -LN_2 * log2(-LN_2 * log2(uniform_open(bits)));
+    let g = gumbel(bits);
     let (inf, score) = if v == f32::INFINITY {
         (1u64, g)
     } else {
