@@ -5,16 +5,10 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{logits, Dist, Rng, ALL_DISTS};
-use cust::stream::{Stream, StreamFlags};
+use common::{logits, setup, Dist, Rng, ALL_DISTS};
+use cust::stream::Stream;
 use streamtopk::kernels::element::Element;
 use streamtopk::{reference, Kernels, Logit, TopK, TopKConfig};
-
-fn setup() -> (Arc<Kernels>, Stream) {
-    let kernels = streamtopk::load().expect("load streamtopk on the GPU");
-    let stream = Stream::new(StreamFlags::NON_BLOCKING, None).expect("stream");
-    (kernels, stream)
-}
 
 /// Run one case of type `T`; panics with the case on mismatch.
 fn check<T: Logit>(

@@ -8,23 +8,13 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
-use common::{logits, Rng, ALL_DISTS};
+use common::{convert, logits, setup, Rng, ALL_DISTS};
 use cust::event::{Event, EventFlags, EventStatus};
 use cust::memory::{mem_get_info, CopyDestination, DeviceBuffer, DeviceSlice};
 use cust::stream::{Stream, StreamFlags};
 use streamtopk::io::Logits;
 use streamtopk::kernels::element::Element;
 use streamtopk::{reference, DType, Error, Kernels, Logit, TopK, TopKConfig};
-
-fn setup() -> (Arc<Kernels>, Stream) {
-    let kernels = streamtopk::load().expect("load streamtopk on the GPU");
-    let stream = Stream::new(StreamFlags::NON_BLOCKING, None).expect("stream");
-    (kernels, stream)
-}
-
-fn convert<T: Logit>(values: &[f32]) -> Vec<T> {
-    values.iter().map(|&v| T::from_f32(v)).collect()
-}
 
 /// Top-k of `host` (`[batch, vocab]`) starting `offset` elements into a
 /// device buffer, so that the kernel sees a pointer of that alignment.

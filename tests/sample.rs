@@ -7,21 +7,11 @@ mod common;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use common::{logits, ALL_DISTS};
+use common::{convert, logits, setup, ALL_DISTS};
 use cust::memory::{CopyDestination, DeviceBuffer};
-use cust::stream::{Stream, StreamFlags};
+use cust::stream::Stream;
 use streamtopk::kernels::element::Element;
 use streamtopk::{reference, DType, Error, Kernels, Logit, Sampler, SamplerConfig, Sampling};
-
-fn setup() -> (Arc<Kernels>, Stream) {
-    let kernels = streamtopk::load().expect("load streamtopk on the GPU");
-    let stream = Stream::new(StreamFlags::NON_BLOCKING, None).expect("stream");
-    (kernels, stream)
-}
-
-fn convert<T: Logit>(values: &[f32]) -> Vec<T> {
-    values.iter().map(|&v| T::from_f32(v)).collect()
-}
 
 fn greedy_case<T: Logit>(
     kernels: &Arc<Kernels>,

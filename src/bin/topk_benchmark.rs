@@ -160,6 +160,42 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
+/// Per-call GPU time (CUDA-graph replays of one call, as the torch column
+/// measures it) and end-to-end time (call + synchronise) of `call`, after
+/// `--warmup` untimed calls.
+fn time_calls(
+    args: &Args,
+    stream: &Stream,
+    mut call: impl FnMut(&Stream) -> streamtopk::Result<()>,
+) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+    for _ in 0..args.warmup {
+        call(stream)?;
+    }
+    stream.synchronize()?;
+    let graph = Graph::capture(stream, &mut call)?;
+    for _ in 0..args.warmup {
+        graph.launch(stream)?;
+    }
+    let (start, stop) = (
+        Event::new(EventFlags::DEFAULT)?,
+        Event::new(EventFlags::DEFAULT)?,
+    );
+    start.record(stream)?;
+    for _ in 0..args.iters {
+        graph.launch(stream)?;
+    }
+    stop.record(stream)?;
+    stop.synchronize()?;
+    let gpu_ms = stop.elapsed_time_f32(&start)? as f64 / args.iters as f64;
+    drop(graph);
+    let t0 = Instant::now();
+    for _ in 0..args.iters {
+        call(stream)?;
+        stream.synchronize()?;
+    }
+    Ok((gpu_ms, t0.elapsed().as_secs_f64() * 1e3 / args.iters as f64))
+}
+
 /// GPU time (graph replay) and end-to-end time of the fused sampler.
 fn bench_sample<T: Logit>(
     args: &Args,
@@ -175,33 +211,10 @@ fn bench_sample<T: Logit>(
     let params = sampler.params(&vec![row; batch])?;
     let input = DeviceBuffer::from_slice(host)?;
     let mut tokens = DeviceBuffer::<u32>::zeroed(batch)?;
-    for _ in 0..args.warmup {
-        sampler.sample(&stream, &input, &params, &mut tokens)?;
-    }
-    stream.synchronize()?;
-    let graph = Graph::capture(&stream, |s| sampler.sample(s, &input, &params, &mut tokens))?;
-    for _ in 0..args.warmup {
-        graph.launch(&stream)?;
-    }
-    let (start, stop) = (
-        Event::new(EventFlags::DEFAULT)?,
-        Event::new(EventFlags::DEFAULT)?,
-    );
-    start.record(&stream)?;
-    for _ in 0..args.iters {
-        graph.launch(&stream)?;
-    }
-    stop.record(&stream)?;
-    stop.synchronize()?;
-    let gpu_ms = stop.elapsed_time_f32(&start)? as f64 / args.iters as f64;
-    drop(graph);
+    let (gpu_ms, e2e_ms) = time_calls(args, &stream, |s| {
+        sampler.sample(s, &input, &params, &mut tokens)
+    })?;
     let mut out = vec![0u32; batch];
-    let t0 = Instant::now();
-    for _ in 0..args.iters {
-        sampler.sample(&stream, &input, &params, &mut tokens)?;
-        stream.synchronize()?;
-    }
-    let e2e_ms = t0.elapsed().as_secs_f64() * 1e3 / args.iters as f64;
     tokens.copy_to(&mut out[..])?;
     let checked = if args.check && args.temperature == 0.0 {
         let (_, argmax) = reference::topk(host, batch, vocab, 1);
@@ -262,37 +275,9 @@ fn bench<T: Logit>(
     let mut values = DeviceBuffer::<f32>::zeroed(batch * k)?;
     let mut indices = DeviceBuffer::<u32>::zeroed(batch * k)?;
 
-    for _ in 0..args.warmup {
-        topk.run(&stream, &input, batch, &mut values, &mut indices)?;
-    }
-    stream.synchronize()?;
-
-    let (start, stop) = (
-        Event::new(EventFlags::DEFAULT)?,
-        Event::new(EventFlags::DEFAULT)?,
-    );
-    // GPU time as the torch column measures it: replays of a CUDA graph of one call.
-    let graph = Graph::capture(&stream, |s| {
+    let (gpu_ms, e2e_ms) = time_calls(args, &stream, |s| {
         topk.run(s, &input, batch, &mut values, &mut indices)
     })?;
-    for _ in 0..args.warmup {
-        graph.launch(&stream)?;
-    }
-    start.record(&stream)?;
-    for _ in 0..args.iters {
-        graph.launch(&stream)?;
-    }
-    stop.record(&stream)?;
-    stop.synchronize()?;
-    let gpu_ms = stop.elapsed_time_f32(&start)? as f64 / args.iters as f64;
-    drop(graph);
-
-    let t0 = Instant::now();
-    for _ in 0..args.iters {
-        topk.run(&stream, &input, batch, &mut values, &mut indices)?;
-        stream.synchronize()?;
-    }
-    let e2e_ms = t0.elapsed().as_secs_f64() * 1e3 / args.iters as f64;
 
     let stages_ms = if args.profile {
         let marks = [

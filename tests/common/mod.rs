@@ -1,7 +1,23 @@
 //! Test inputs: the distributions the GPU tests sweep.
 #![allow(dead_code)]
 
+use std::sync::Arc;
+
+use cust::stream::{Stream, StreamFlags};
 use streamtopk::io::randn;
+use streamtopk::{Kernels, Logit};
+
+/// The module on device 0 and a non-blocking stream.
+pub fn setup() -> (Arc<Kernels>, Stream) {
+    let kernels = streamtopk::load().expect("load streamtopk on the GPU");
+    let stream = Stream::new(StreamFlags::NON_BLOCKING, None).expect("stream");
+    (kernels, stream)
+}
+
+/// `values` rounded to `T`.
+pub fn convert<T: Logit>(values: &[f32]) -> Vec<T> {
+    values.iter().map(|&v| T::from_f32(v)).collect()
+}
 
 /// Shapes of logits the tests draw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
