@@ -28,12 +28,12 @@ use crate::params::{mode, Layout, TopKParams};
 use crate::sample::Sampler;
 use crate::stage1::chunk_topk;
 
-/// What a launch does with the rows' top k.
-pub trait Rows {
+/// What a launch over logits of `E` does with the rows' top k.
+pub trait Rows<E: Element> {
     /// Stage-1 extra work of block `(chunk, row)` after its top k is sorted
     /// (its raw elements are still in shared memory). Block-wide.
     #[inline(always)]
-    fn chunk<E: Element>(&self, _row: u32, _chunk: u32, _addr: u64, _n: u32, _start: u32) {}
+    fn chunk(&self, _row: u32, _chunk: u32, _addr: u64, _n: u32, _start: u32) {}
     /// Word `rank` of row `row`'s top k: each rank once, by any thread.
     fn emit(&self, row: u32, rank: u32, word: u64);
     /// After every `emit` of the row (and a barrier), in its last block. Block-wide.
@@ -51,7 +51,7 @@ struct TopKOut<E> {
     element: PhantomData<E>,
 }
 
-impl<E: Element> Rows for TopKOut<E> {
+impl<E: Element> Rows<E> for TopKOut<E> {
     #[inline(always)]
     fn emit(&self, row: u32, rank: u32, word: u64) {
         let (key, index) = unpack_sort_word(word);
@@ -63,7 +63,7 @@ impl<E: Element> Rows for TopKOut<E> {
 
 /// Stage 1, then stage 2 in the row's last block, handing the rows to `rows`.
 #[inline(always)]
-pub fn run<E: Element, R: Rows>(p: &TopKParams, layout: &Layout, rows: &R) {
+pub fn run<E: Element, R: Rows<E>>(p: &TopKParams, layout: &Layout, rows: &R) {
     let chunk = block_idx_x();
     let row = block_idx_y();
     let tid = thread_idx();
@@ -88,7 +88,7 @@ pub fn run<E: Element, R: Rows>(p: &TopKParams, layout: &Layout, rows: &R) {
     };
     let addr = p.input + (row as u64 * p.vocab as u64 + start as u64) * E::SIZE as u64;
     let kept = chunk_topk::<E>(addr, n, start, p.k, layout);
-    rows.chunk::<E>(row, chunk, addr, n, start);
+    rows.chunk(row, chunk, addr, n, start);
     let candidates = Shared::<u64>::dynamic(layout.candidates);
     if p.chunks == 1 {
         let mut j = tid;

@@ -196,11 +196,11 @@ impl<E: Element> Sampler<E> {
     }
 }
 
-impl<E: Element> Rows for Sampler<E> {
+impl<E: Element> Rows<E> for Sampler<E> {
     const FINISHES: bool = true;
 
     #[inline(always)]
-    fn chunk<X: Element>(&self, row: u32, chunk: u32, addr: u64, n: u32, start: u32) {
+    fn chunk(&self, row: u32, chunk: u32, addr: u64, n: u32, start: u32) {
         if !self.whole_row(row) {
             return;
         }
