@@ -14,6 +14,7 @@
 pub use streamtopk_host::*;
 pub use streamtopk_kernels as kernels;
 
+pub mod cli;
 pub mod io;
 pub mod reference;
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use cust::memory::{CopyDestination, DeviceBuffer, DeviceSlice};
 use cust::stream::Stream;
 use streamtopk_kernels::element::{DType, Element};
-use streamtopk_kernels::params::{mode, SampleLayout, SampleParams, TopKParams, TOP_K_OFF};
+use streamtopk_kernels::params::{SampleLayout, SampleParams, TOP_K_OFF};
 
 use crate::error::{Error, Result};
 use crate::kernels::{Kernels, Logit};
 use crate::plan::{Plan, SM90_SMEM_LIMIT};
-use crate::topk::{alloc, TopKConfig};
+use crate::topk::{alloc, check_logits, TopKConfig, Workspace};
 
 /// Shape of the work a [`Sampler`] is built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,12 +114,21 @@ impl Sampling {
         Self { min_p, ..self }
     }
 
+    /// Whether top-k is off for rows of `vocab`.
+    fn top_k_off(&self, vocab: usize) -> bool {
+        self.top_k == 0 || self.top_k >= vocab
+    }
+
+    /// Whether top-p or min-p filters.
+    fn filters(&self) -> bool {
+        self.top_p < 1.0 || self.min_p > 0.0
+    }
+
     /// The smallest `max_k` a sampler over rows of `vocab` needs for this
     /// row: its top-k; with top-k off, 1 (whole-row softmax) or, with top-p
     /// or min-p, the whole vocabulary.
     pub fn max_k(&self, vocab: usize) -> usize {
-        let off = self.top_k == 0 || self.top_k >= vocab;
-        match (off, self.top_p < 1.0 || self.min_p > 0.0) {
+        match (self.top_k_off(vocab), self.filters()) {
             (false, _) => self.top_k,
             (true, true) => vocab,
             (true, false) => 1,
@@ -162,8 +171,7 @@ pub struct Sampler {
     kernels: Arc<Kernels>,
     config: SamplerConfig,
     plan: Plan,
-    pool: DeviceBuffer<u64>,
-    arrivals: DeviceBuffer<u32>,
+    workspace: Workspace,
     best: DeviceBuffer<u64>,
     offset: DeviceBuffer<u64>,
     rows_done: DeviceBuffer<u32>,
@@ -175,16 +183,7 @@ impl Sampler {
         let plan = config.plan_for(kernels.smem_limit())?;
         kernels.make_current()?;
         let rows = config.max_batch;
-        let lists = if plan.chunks > 1 {
-            rows * (plan.chunks * plan.k) as usize
-        } else {
-            1
-        };
-        let pool = alloc("the stage-2 pool", lists, |n| {
-            // SAFETY: u64 has no invalid bit patterns; stage 1 writes every
-            // slot stage 2 reads before it reads it.
-            unsafe { DeviceBuffer::uninitialized(n) }
-        })?;
+        let workspace = Workspace::new(&plan, rows)?;
         let best = alloc(
             "the Gumbel winners",
             rows * plan.chunks as usize,
@@ -194,8 +193,7 @@ impl Sampler {
             kernels: kernels.clone(),
             config,
             plan,
-            pool,
-            arrivals: alloc("the arrival counters", rows, DeviceBuffer::zeroed)?,
+            workspace,
             best,
             offset: alloc("the offset", 1, DeviceBuffer::zeroed)?,
             rows_done: alloc("the row counter", 1, DeviceBuffer::zeroed)?,
@@ -227,14 +225,14 @@ impl Sampler {
         if !(0.0..=1.0).contains(&s.min_p) {
             return Err(format!("min_p = {} must be in [0, 1]", s.min_p));
         }
-        let off = s.top_k == 0 || s.top_k >= vocab;
+        let off = s.top_k_off(vocab);
         if !off && s.top_k > max_k {
             return Err(format!(
                 "top_k = {} is above the sampler's max_k ({max_k}); use 1..={max_k}, or 0 / {vocab} for off",
                 s.top_k
             ));
         }
-        if off && s.temperature > 0.0 && max_k < vocab && (s.top_p < 1.0 || s.min_p > 0.0) {
+        if off && s.temperature > 0.0 && max_k < vocab && s.filters() {
             return Err(format!(
                 "top_p / min_p act on the top-k list: set top_k in 1..={max_k} (the whole-vocabulary nucleus is not supported)"
             ));
@@ -261,7 +259,7 @@ impl Sampler {
         let top_k: Vec<u32> = rows
             .iter()
             .map(|s| {
-                if s.top_k == 0 || s.top_k >= vocab {
+                if s.top_k_off(vocab) {
                     if self.config.max_k == vocab {
                         vocab as u32
                     } else {
@@ -313,7 +311,7 @@ impl Sampler {
     ) -> Result<()> {
         let dtype: DType = T::Kernel::DTYPE;
         let batch = params.len();
-        self.check(dtype, batch, logits.len())?;
+        self.check_logits((dtype, batch, logits.len()))?;
         if tokens.len() != batch {
             return Err(Error::LengthMismatch {
                 what: "tokens",
@@ -324,18 +322,9 @@ impl Sampler {
         self.kernels.make_current()?;
         let plan = self.plan;
         let p = SampleParams {
-            topk: TopKParams {
-                input: logits.as_device_ptr().as_raw(),
-                pool: self.pool.as_device_ptr().as_raw(),
-                arrivals: self.arrivals.as_device_ptr().as_raw(),
-                values: 0,
-                indices: 0,
-                vocab: plan.vocab,
-                chunk_len: plan.chunk_len,
-                chunks: plan.chunks,
-                k: plan.k,
-                mode: mode::FUSED,
-            },
+            topk: self
+                .workspace
+                .params(&plan, logits.as_device_ptr().as_raw()),
             tokens: tokens.as_device_ptr().as_raw(),
             temperature: params.temperature.as_device_ptr().as_raw(),
             top_k: params.top_k.as_device_ptr().as_raw(),
@@ -364,28 +353,9 @@ impl Sampler {
         }
     }
 
-    fn check(&self, dtype: DType, batch: usize, logits: usize) -> Result<()> {
-        if dtype != self.config.dtype {
-            return Err(Error::DTypeMismatch {
-                expected: self.config.dtype,
-                got: dtype,
-            });
-        }
-        if batch > self.config.max_batch {
-            return Err(Error::BatchAboveMax {
-                batch,
-                max: self.config.max_batch,
-            });
-        }
-        let expected = batch * self.config.vocab;
-        if logits != expected {
-            return Err(Error::LengthMismatch {
-                what: "logits",
-                expected,
-                got: logits,
-            });
-        }
-        Ok(())
+    fn check_logits(&self, call: (DType, usize, usize)) -> Result<()> {
+        let c = &self.config;
+        check_logits(c.dtype, c.max_batch, c.vocab, call)
     }
 
     /// Convenience: upload `logits` and `rows`, sample, and return the
@@ -397,7 +367,7 @@ impl Sampler {
         rows: &[Sampling],
     ) -> Result<Vec<u32>> {
         let params = self.params(rows)?;
-        self.check(T::Kernel::DTYPE, rows.len(), logits.len())?;
+        self.check_logits((T::Kernel::DTYPE, rows.len(), logits.len()))?;
         let input = alloc("the logits", logits.len(), |_| {
             DeviceBuffer::from_slice(logits)
         })?;

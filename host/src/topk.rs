@@ -121,35 +121,95 @@ pub struct TopK {
     kernels: Arc<Kernels>,
     config: TopKConfig,
     plan: Plan,
+    workspace: Workspace,
+}
+
+/// The two-stage launch's per-row workspace (of [`TopK`] and the sampler).
+pub(crate) struct Workspace {
     /// Stage-1 lists, `[max_batch, chunks * k]` sort words.
     pool: DeviceBuffer<u64>,
     /// Per-row arrival counters, zero between calls.
     arrivals: DeviceBuffer<u32>,
 }
 
-impl TopK {
-    /// Validate `config`, plan the launches and allocate the workspace.
-    pub fn new(kernels: &Arc<Kernels>, config: TopKConfig) -> Result<TopK> {
-        let plan = config.plan_for(kernels.smem_limit())?;
-        let max_batch = config.max_batch;
-        kernels.make_current()?;
+impl Workspace {
+    /// The workspace of `max_batch` rows of `plan` (the context must be current).
+    pub(crate) fn new(plan: &Plan, max_batch: usize) -> Result<Workspace> {
         let slots = if plan.chunks > 1 {
             max_batch * (plan.chunks * plan.k) as usize
         } else {
             1
         };
-        // SAFETY: u64 has no invalid bit patterns; stage 1 writes every slot
-        // stage 2 reads before it reads it.
-        let pool = alloc("the stage-2 pool", slots, |n| unsafe {
-            DeviceBuffer::uninitialized(n)
+        let pool = alloc("the stage-2 pool", slots, |n| {
+            // SAFETY: u64 has no invalid bit patterns; stage 1 writes every
+            // slot stage 2 reads before it reads it.
+            unsafe { DeviceBuffer::uninitialized(n) }
         })?;
         let arrivals = alloc("the arrival counters", max_batch, DeviceBuffer::zeroed)?;
+        Ok(Workspace { pool, arrivals })
+    }
+
+    /// A fused launch's parameters over `input` (no top-k outputs set).
+    pub(crate) fn params(&self, plan: &Plan, input: u64) -> TopKParams {
+        TopKParams {
+            input,
+            pool: self.pool.as_device_ptr().as_raw(),
+            arrivals: self.arrivals.as_device_ptr().as_raw(),
+            values: 0,
+            indices: 0,
+            vocab: plan.vocab,
+            chunk_len: plan.chunk_len,
+            chunks: plan.chunks,
+            k: plan.k,
+            mode: mode::FUSED,
+        }
+    }
+}
+
+/// Check a call's logits (`dtype`, `batch` rows, `len` elements) against an
+/// operator built for `expected` logits of `vocab` columns and `max_batch` rows.
+pub(crate) fn check_logits(
+    expected: DType,
+    max_batch: usize,
+    vocab: usize,
+    (dtype, batch, len): (DType, usize, usize),
+) -> Result<()> {
+    if dtype != expected {
+        return Err(Error::DTypeMismatch {
+            expected,
+            got: dtype,
+        });
+    }
+    if batch == 0 {
+        return Err(Error::BatchZero);
+    }
+    if batch > max_batch {
+        return Err(Error::BatchAboveMax {
+            batch,
+            max: max_batch,
+        });
+    }
+    if len != batch * vocab {
+        return Err(Error::LengthMismatch {
+            what: "logits",
+            expected: batch * vocab,
+            got: len,
+        });
+    }
+    Ok(())
+}
+
+impl TopK {
+    /// Validate `config`, plan the launches and allocate the workspace.
+    pub fn new(kernels: &Arc<Kernels>, config: TopKConfig) -> Result<TopK> {
+        let plan = config.plan_for(kernels.smem_limit())?;
+        kernels.make_current()?;
+        let workspace = Workspace::new(&plan, config.max_batch)?;
         Ok(TopK {
             kernels: kernels.clone(),
             config,
             plan,
-            pool,
-            arrivals,
+            workspace,
         })
     }
 
@@ -172,24 +232,10 @@ impl TopK {
         values: usize,
         indices: usize,
     ) -> Result<()> {
-        if dtype != self.config.dtype {
-            return Err(Error::DTypeMismatch {
-                expected: self.config.dtype,
-                got: dtype,
-            });
-        }
-        if batch == 0 {
-            return Err(Error::BatchZero);
-        }
-        if batch > self.config.max_batch {
-            return Err(Error::BatchAboveMax {
-                batch,
-                max: self.config.max_batch,
-            });
-        }
-        let (vocab, k) = (self.config.vocab, self.config.k);
+        let c = &self.config;
+        check_logits(c.dtype, c.max_batch, c.vocab, (dtype, batch, logits))?;
+        let k = self.config.k;
         for (what, expected, got) in [
-            ("logits", batch * vocab, logits),
             ("values", batch * k, values),
             ("indices", batch * k, indices),
         ] {
@@ -247,16 +293,11 @@ impl TopK {
         self.kernels.make_current()?;
         let plan = self.plan;
         let mut p = TopKParams {
-            input: logits.as_device_ptr().as_raw(),
-            pool: self.pool.as_device_ptr().as_raw(),
-            arrivals: self.arrivals.as_device_ptr().as_raw(),
             values: values.as_device_ptr().as_raw(),
             indices: indices.as_device_ptr().as_raw(),
-            vocab: plan.vocab,
-            chunk_len: plan.chunk_len,
-            chunks: plan.chunks,
-            k: plan.k,
-            mode: mode::FUSED,
+            ..self
+                .workspace
+                .params(&plan, logits.as_device_ptr().as_raw())
         };
         let batch = batch as u32;
         let smem = plan.smem();

@@ -10,8 +10,9 @@ use std::time::Instant;
 use clap::Parser;
 use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::stream::{Stream, StreamFlags};
+use streamtopk::cli::SamplingArgs;
 use streamtopk::io::{self, Logits};
-use streamtopk::{DType, Logit, Sampler, SamplerConfig, Sampling};
+use streamtopk::{DType, Logit, Sampler};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -31,16 +32,9 @@ struct Args {
     /// Per-row top-k (0: off).
     #[arg(long = "top-k", default_value_t = 50)]
     top_k: usize,
-    /// Temperature (0: greedy).
-    #[arg(long, default_value_t = 1.0)]
-    temperature: f32,
-    /// Nucleus threshold (1: off).
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f32,
-    /// Min-p threshold (0: off).
-    #[arg(long, default_value_t = 0.0)]
-    min_p: f32,
-    /// Sampler seed.
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Seed of the generated logits (ignored with --input).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Element type of the generated logits (ignored with --input).
@@ -81,7 +75,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 .batch
                 .checked_mul(args.distinct)
                 .ok_or("--batch * --distinct overflows")?;
-            config(args, args.vocab, dtype)?;
+            args.sampling
+                .sampler(args.batch, args.vocab, args.top_k, dtype)?;
             Logits::randn(dtype, n, args.vocab, args.seed)
         }
     };
@@ -90,22 +85,6 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         Logits::F16 { data, batch, vocab } => decode(args, data, *batch, *vocab),
         Logits::F32 { data, batch, vocab } => decode(args, data, *batch, *vocab),
     }
-}
-
-/// The sampler's config and the rows' parameters, validated without a GPU.
-fn config(
-    args: &Args,
-    vocab: usize,
-    dtype: DType,
-) -> Result<(SamplerConfig, Sampling), Box<dyn std::error::Error>> {
-    let row = Sampling::new(args.temperature, args.top_k)
-        .with_top_p(args.top_p)
-        .with_min_p(args.min_p);
-    let config = SamplerConfig::new(args.batch, vocab, row.max_k(vocab))
-        .with_dtype(dtype)
-        .with_seed(args.seed);
-    config.plan()?;
-    Ok((config, row))
 }
 
 fn decode<T: Logit>(
@@ -121,7 +100,7 @@ fn decode<T: Logit>(
     }
     let kernels = streamtopk::load()?;
     let stream = Stream::new(StreamFlags::NON_BLOCKING, None)?;
-    let (config, row) = config(args, vocab, dtype)?;
+    let (config, row) = args.sampling.sampler(batch, vocab, args.top_k, dtype)?;
     let mut sampler = Sampler::new(&kernels, config)?;
     let params = sampler.params(&vec![row; batch])?;
     let input = DeviceBuffer::from_slice(host)?;

@@ -10,6 +10,7 @@ use clap::Parser;
 use cust::event::{Event, EventFlags};
 use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::stream::{Stream, StreamFlags};
+use streamtopk::cli::SamplingArgs;
 use streamtopk::io::{self, Logits};
 use streamtopk::{
     reference, DType, Graph, Logit, Sampler, SamplerConfig, Sampling, TopK, TopKConfig,
@@ -62,21 +63,12 @@ struct Args {
     profile: bool,
     /// Time the fused sampler (nanochat's sample_next_token) instead of
     /// top-k: --top-k is the per-row top-k (0: off, the whole softmax);
-    /// --output writes "tokens" (i64, [batch]).
+    /// --output writes "tokens" (i64, [batch]). The sampling flags below
+    /// apply with --sample.
     #[arg(long)]
     sample: bool,
-    /// Sampling temperature (0: greedy); with --sample.
-    #[arg(long, default_value_t = 1.0)]
-    temperature: f32,
-    /// Nucleus (top-p) threshold, 1 = off; with --sample.
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f32,
-    /// Min-p threshold, 0 = off; with --sample.
-    #[arg(long, default_value_t = 0.0)]
-    min_p: f32,
-    /// Seed of the sampler's random numbers; with --sample.
-    #[arg(long, default_value_t = 0)]
-    sample_seed: u64,
+    #[command(flatten)]
+    sampling: SamplingArgs,
 }
 
 struct Timing {
@@ -127,14 +119,7 @@ fn sample_config(
     if args.iters == 0 {
         return Err("--iters must be at least 1".into());
     }
-    let row = Sampling::new(args.temperature, args.top_k)
-        .with_top_p(args.top_p)
-        .with_min_p(args.min_p);
-    let config = SamplerConfig::new(batch, vocab, row.max_k(vocab))
-        .with_dtype(dtype)
-        .with_seed(args.sample_seed);
-    config.plan()?;
-    Ok((config, row))
+    Ok(args.sampling.sampler(batch, vocab, args.top_k, dtype)?)
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -216,7 +201,7 @@ fn bench_sample<T: Logit>(
     })?;
     let mut out = vec![0u32; batch];
     tokens.copy_to(&mut out[..])?;
-    let checked = if args.check && args.temperature == 0.0 {
+    let checked = if args.check && args.sampling.temperature == 0.0 {
         let (_, argmax) = reference::topk(host, batch, vocab, 1);
         Some(argmax == out)
     } else {
@@ -229,7 +214,7 @@ fn bench_sample<T: Logit>(
     if args.json {
         let mut obj = serde_json::json!({
             "mode": "sample", "batch": batch, "vocab": vocab, "k": args.top_k, "dtype": dtype.torch_name(),
-            "temperature": args.temperature, "top_p": args.top_p, "min_p": args.min_p,
+            "temperature": args.sampling.temperature, "top_p": args.sampling.top_p, "min_p": args.sampling.min_p,
             "iters": args.iters, "gpu_ms": gpu_ms, "e2e_ms": e2e_ms,
             "chunks": plan.chunks, "chunk_len": plan.chunk_len, "threads": plan.threads,
         });
@@ -244,9 +229,9 @@ fn bench_sample<T: Logit>(
             "| {batch} | {} | {} | {} | {} | {} | {} | {gpu_ms:.4} | {e2e_ms:.4} |",
             io::thousands(vocab),
             args.top_k,
-            args.temperature,
-            args.top_p,
-            args.min_p,
+            args.sampling.temperature,
+            args.sampling.top_p,
+            args.sampling.min_p,
             dtype.torch_name()
         );
         if let Some(ok) = checked {
