@@ -7,7 +7,7 @@ use std::process::Command;
 use streamtopk::kernels::element::{Bf16, Element, F16, F32, NAN_KEY};
 use streamtopk::kernels::params::Layout;
 use streamtopk::plan::{Plan, DEFAULT_TARGET_POOL, MAX_CHUNK_BYTES, MAX_K, SM90_SMEM_LIMIT};
-use streamtopk::{reference, Error, TopKConfig, KERNEL_NAMES, PTX};
+use streamtopk::{reference, DType, Error, TopKConfig, KERNEL_NAMES, PTX};
 
 /// torch's order of values: NaN above everything, then IEEE total order.
 fn value_order(a: f32, b: f32) -> Ordering {
@@ -375,6 +375,21 @@ fn default_plan_follows_the_sweep() {
     assert_eq!(chunks(1, 50304, 200), 5);
     assert_eq!(chunks(64, 151936, 1024), 5);
     assert_eq!(chunks(256, 262144, 50), 22);
+    // Batches of up to 4 rows of 150,000 or more: a 16-block cluster per row.
+    let plan = |b, v, k| TopKConfig::new(b, v, k).plan().unwrap();
+    for (b, v, k) in [(1, 262144, 50), (4, 151936, 1024), (1, 262144, 2048)] {
+        let p = plan(b, v, k);
+        assert!(p.cluster && p.chunks == 16 && p.threads == 768, "{p:?}");
+    }
+    for (b, v, k) in [(5, 262144, 50), (1, 128256, 50), (1, 50304, 200)] {
+        assert!(!plan(b, v, k).cluster, "{b}x{v} k={k}");
+    }
+    // f32 rows of 262,144 do not fit 16 blocks' registers.
+    let f32_plan = TopKConfig::new(1, 262144, 50)
+        .with_dtype(DType::F32)
+        .plan()
+        .unwrap();
+    assert!(!f32_plan.cluster);
 }
 
 #[test]

@@ -294,3 +294,34 @@ fn repeated_split_and_graph_replayed_calls_agree() {
         expect(&v, &i, "plain call after replay");
     }
 }
+
+/// The cluster-per-row body, forced through `$STREAMTOPK_CLUSTER` (blocks,
+/// threads), on every distribution and dtype over a spread of cluster
+/// shapes (one block to 16, partial vectors, k up to 2048, ties beyond the
+/// candidate room), against the reference.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn cluster_body_on_every_distribution() {
+    let (kernels, stream) = setup();
+    for (cluster, batch, vocab, k) in [
+        ("16,768", 1, 50304, 50),
+        ("8,512", 3, 50304, 200),
+        ("4,256", 2, 4099, 7),
+        ("1,256", 2, 1000, 1000),
+        ("2,768", 1, 50000, 1),
+        ("16,768", 1, 262144, 1024),
+        ("16,512", 2, 151936, 2048),
+    ] {
+        std::env::set_var(streamtopk::plan::CLUSTER_ENV, cluster);
+        let config = TopKConfig::new(batch, vocab, k);
+        let plan = *TopK::new(&kernels, config).unwrap().plan();
+        assert!(
+            plan.cluster,
+            "{cluster}: bf16 {batch}x{vocab} k={k} planned {plan:?}"
+        );
+        for dist in ALL_DISTS {
+            check_all_dtypes(&kernels, &stream, dist, batch, vocab, k, 29);
+        }
+    }
+    std::env::remove_var(streamtopk::plan::CLUSTER_ENV);
+}

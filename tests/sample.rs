@@ -520,3 +520,60 @@ fn bad_sampling_parameters_are_refused() {
         Err(Error::MaxK { .. })
     ));
 }
+
+/// The cluster-per-row sampler (forced through `$STREAMTOPK_CLUSTER`) draws
+/// the same tokens as the chunked one from the same seed and offset: the
+/// same sorted top-k lists, the same Philox numbers.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn cluster_sampler_draws_what_the_chunked_one_draws() {
+    let (kernels, stream) = setup();
+    let (batch, vocab, max_k) = (6, 50304, 200);
+    let rows = [
+        Sampling::new(1.0, 50),
+        Sampling::new(0.7, 200),
+        Sampling::greedy(),
+        Sampling::new(1.3, 100).with_top_p(0.9),
+        Sampling::new(1.0, 200).with_min_p(0.05),
+        Sampling::new(2.0, 1),
+    ];
+    for dtype in [DType::BF16, DType::F16, DType::F32] {
+        for seed in 0..3u64 {
+            let values = logits(ALL_DISTS[seed as usize], batch, vocab, max_k, seed);
+            let tokens = |cluster: &str| {
+                std::env::set_var(streamtopk::plan::CLUSTER_ENV, cluster);
+                let config = SamplerConfig::new(batch, vocab, max_k)
+                    .with_dtype(dtype)
+                    .with_seed(seed);
+                let mut sampler = Sampler::new(&kernels, config).unwrap();
+                std::env::remove_var(streamtopk::plan::CLUSTER_ENV);
+                let plan = *sampler.plan();
+                let mut out = Vec::new();
+                for _ in 0..4 {
+                    out.push(
+                        match dtype {
+                            DType::BF16 => {
+                                sampler.sample_host(&stream, &convert::<half::bf16>(&values), &rows)
+                            }
+                            DType::F16 => {
+                                sampler.sample_host(&stream, &convert::<half::f16>(&values), &rows)
+                            }
+                            DType::F32 => {
+                                sampler.sample_host(&stream, &convert::<f32>(&values), &rows)
+                            }
+                        }
+                        .unwrap(),
+                    );
+                }
+                (plan, out)
+            };
+            let (cluster_plan, ours) = tokens("8,512");
+            let (chunked_plan, theirs) = tokens("off");
+            assert!(
+                cluster_plan.cluster && !chunked_plan.cluster,
+                "{cluster_plan:?} {chunked_plan:?}"
+            );
+            assert_eq!(ours, theirs, "{dtype:?} seed {seed}");
+        }
+    }
+}

@@ -14,6 +14,7 @@ use streamtopk_kernels::element::{Bf16, DType, Element, F16, F32};
 use streamtopk_kernels::params::{SampleParams, TopKParams};
 
 use crate::error::{Error, Result};
+use crate::plan::{Limits, Plan};
 
 /// A host element type the kernels read: `half::bf16`, `half::f16` or `f32`.
 pub trait Logit: DeviceCopy + Copy + Send + Sync + 'static {
@@ -78,18 +79,69 @@ pub(crate) fn driver(call: &'static str, r: cuda::CUresult) -> Result<()> {
     }
 }
 
-/// Names of the kernel entry points: top-k by dtype, then sampling by dtype.
-pub const KERNEL_NAMES: [&str; 6] = [
+/// Names of the kernel entry points, by body (top-k, cluster top-k,
+/// sampling, cluster sampling), then dtype.
+pub const KERNEL_NAMES: [&str; KERNELS] = [
     "topk_bf16",
     "topk_f16",
     "topk_f32",
+    "topk_cluster_bf16",
+    "topk_cluster_f16",
+    "topk_cluster_f32",
     "sample_bf16",
     "sample_f16",
     "sample_f32",
+    "sample_cluster_bf16",
+    "sample_cluster_f16",
+    "sample_cluster_f32",
 ];
+const KERNELS: usize = 12;
 
-/// Index of the sampling kernels in [`KERNEL_NAMES`].
-const SAMPLE: usize = 3;
+/// Index of each body's kernels in [`KERNEL_NAMES`].
+const TOPK: usize = 0;
+const TOPK_CLUSTER: usize = 3;
+const SAMPLE: usize = 6;
+const SAMPLE_CLUSTER: usize = 9;
+
+/// `CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED` (CUDA 12; not in
+/// the CUDA 11 bindings of `cust`).
+const NON_PORTABLE_CLUSTER_SIZE_ALLOWED: i32 = 14;
+/// `CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION`.
+const LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION: u32 = 4;
+
+/// `CUlaunchAttribute` (CUDA 12): an id, padding, a 64-byte value union
+/// (here the cluster dimensions).
+#[repr(C)]
+struct LaunchAttribute {
+    id: u32,
+    pad: u32,
+    value: [u32; 16],
+}
+
+/// `CUlaunchConfig` (CUDA 12).
+#[repr(C)]
+struct LaunchConfig {
+    grid: [u32; 3],
+    block: [u32; 3],
+    shared_mem_bytes: u32,
+    stream: cuda::CUstream,
+    attrs: *mut LaunchAttribute,
+    num_attrs: u32,
+}
+
+extern "C" {
+    /// `cuLaunchKernelEx` (CUDA 12 driver API).
+    fn cuLaunchKernelEx(
+        config: *const LaunchConfig,
+        f: cuda::CUfunction,
+        params: *mut *mut c_void,
+        extra: *mut *mut c_void,
+    ) -> cuda::CUresult;
+    /// `cuFuncSetAttribute` with the attribute as a plain int (for values
+    /// the CUDA 11 enum of `cust` lacks).
+    #[link_name = "cuFuncSetAttribute"]
+    fn cuFuncSetAttributeRaw(f: cuda::CUfunction, attr: i32, value: i32) -> cuda::CUresult;
+}
 
 /// Index of a dtype's kernel in [`KERNEL_NAMES`].
 fn dtype_slot(dtype: DType) -> usize {
@@ -103,7 +155,9 @@ fn dtype_slot(dtype: DType) -> usize {
 /// The streamtopk module loaded into the primary context of one device.
 /// Load it once and share it (`Arc`) between threads and [`crate::TopK`]s.
 pub struct Kernels {
-    functions: [cuda::CUfunction; 6],
+    functions: [cuda::CUfunction; KERNELS],
+    /// Most threads per block of each function (its register use decides).
+    max_threads: [u32; KERNELS],
     sm_count: u32,
     smem_limit: u32,
     // Field order: the module is unloaded before the context is released.
@@ -141,8 +195,9 @@ impl Kernels {
             )
         })?;
         let sm_count = device.get_attribute(DeviceAttribute::MultiprocessorCount)? as u32;
-        let mut functions = [std::ptr::null_mut(); 6];
-        for (f, name) in functions.iter_mut().zip(KERNEL_NAMES) {
+        let mut functions = [std::ptr::null_mut(); KERNELS];
+        let mut max_threads = [0; KERNELS];
+        for ((f, name), threads) in functions.iter_mut().zip(KERNEL_NAMES).zip(&mut max_threads) {
             *f = module.get_function(name).map_err(Error::PtxLoad)?.to_raw();
             // SAFETY: `f` is a live function of `module`; the attribute only
             // raises the dynamic shared memory a launch may ask for.
@@ -153,9 +208,27 @@ impl Kernels {
                     max_smem,
                 )
             })?;
+            let mut most = 0;
+            // SAFETY: writes one int for a live function.
+            driver("cuFuncGetAttribute", unsafe {
+                cuda::cuFuncGetAttribute(
+                    &mut most,
+                    cuda::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK,
+                    *f,
+                )
+            })?;
+            *threads = most as u32;
+            if name.contains("cluster") {
+                // SAFETY: as above; allows clusters of up to 16 blocks
+                // (sm_90), which the planner asks for only when they fit.
+                driver("cuFuncSetAttribute", unsafe {
+                    cuFuncSetAttributeRaw(*f, NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1)
+                })?;
+            }
         }
         Ok(Arc::new(Kernels {
             functions,
+            max_threads,
             sm_count,
             smem_limit: max_smem as u32,
             _module: module,
@@ -171,6 +244,19 @@ impl Kernels {
     /// Opt-in shared memory per block of the device, in bytes.
     pub fn smem_limit(&self) -> u32 {
         self.smem_limit
+    }
+
+    /// What launches of `dtype` may use; `sampler`: for the sampling kernels.
+    pub fn limits(&self, dtype: DType, sampler: bool) -> Limits {
+        let body = if sampler {
+            SAMPLE_CLUSTER
+        } else {
+            TOPK_CLUSTER
+        };
+        Limits {
+            smem: self.smem_limit,
+            cluster_threads: self.max_threads[body + dtype_slot(dtype)],
+        }
     }
 
     /// Make this module's context current on the calling thread.
@@ -194,6 +280,31 @@ impl Kernels {
         params: &P,
     ) -> Result<()> {
         let mut args = [params as *const P as *mut c_void];
+        if (TOPK_CLUSTER..SAMPLE).contains(&function) || function >= SAMPLE_CLUSTER {
+            let mut cluster = LaunchAttribute {
+                id: LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION,
+                pad: 0,
+                value: [0; 16],
+            };
+            cluster.value[..3].copy_from_slice(&[grid.0, 1, 1]);
+            let config = LaunchConfig {
+                grid: [grid.0, grid.1, 1],
+                block: [block, 1, 1],
+                shared_mem_bytes: smem,
+                stream: stream.as_inner(),
+                attrs: &mut cluster,
+                num_attrs: 1,
+            };
+            // SAFETY: as below; `config` and its attribute outlive the call.
+            return driver("cuLaunchKernelEx", unsafe {
+                cuLaunchKernelEx(
+                    &config,
+                    self.functions[function],
+                    args.as_mut_ptr(),
+                    std::ptr::null_mut(),
+                )
+            });
+        }
         // SAFETY: the caller upholds the kernel contract; `args` outlives the call
         // (the driver copies parameters at launch).
         driver("cuLaunchKernel", unsafe {
@@ -230,25 +341,58 @@ impl Kernels {
         p: &TopKParams,
     ) -> Result<()> {
         // SAFETY: forwarded to the caller.
-        unsafe { self.launch(dtype_slot(dtype), grid, threads, smem, stream, p) }
+        unsafe { self.launch(TOPK + dtype_slot(dtype), grid, threads, smem, stream, p) }
     }
 
-    /// Launch the sampling kernel (see `streamtopk_kernels::sample`).
+    /// Launch the cluster top-k kernel (see `streamtopk_kernels::cluster`)
+    /// over `batch` rows of a cluster `plan`.
     ///
     /// # Safety
-    /// As [`Kernels::topk`] for `p.topk`; the per-row arrays hold `batch`
+    /// As [`Kernels::topk`] less the workspace, with `p` from `plan`.
+    pub(crate) unsafe fn topk_cluster(
+        &self,
+        dtype: DType,
+        plan: &Plan,
+        batch: u32,
+        stream: &Stream,
+        p: &TopKParams,
+    ) -> Result<()> {
+        let (grid, smem) = ((plan.chunks, batch), plan.smem());
+        let function = TOPK_CLUSTER + dtype_slot(dtype);
+        // SAFETY: forwarded to the caller.
+        unsafe { self.launch(function, grid, plan.threads, smem, stream, p) }
+    }
+
+    /// Launch the sampling kernel (see `streamtopk_kernels::sample`) over
+    /// `batch` rows of `plan` (chunked, or a cluster per row) with `smem`
+    /// bytes of shared memory.
+    ///
+    /// # Safety
+    /// As [`Kernels::topk`] / [`Kernels::topk_cluster`] for `p.topk` (a
+    /// cluster plan only for rows with top-k on); the per-row arrays hold `batch`
     /// elements, `p.best` `batch * chunks` words, `p.offset` one u64 and
     /// `p.rows_done` one u32 that is zero.
     pub(crate) unsafe fn sample(
         &self,
         dtype: DType,
-        grid: (u32, u32),
-        threads: u32,
+        plan: &Plan,
+        batch: u32,
         smem: u32,
         stream: &Stream,
         p: &SampleParams,
     ) -> Result<()> {
+        let body = if plan.cluster { SAMPLE_CLUSTER } else { SAMPLE };
+        let grid = (plan.chunks, batch);
         // SAFETY: forwarded to the caller.
-        unsafe { self.launch(SAMPLE + dtype_slot(dtype), grid, threads, smem, stream, p) }
+        unsafe {
+            self.launch(
+                body + dtype_slot(dtype),
+                grid,
+                plan.threads,
+                smem,
+                stream,
+                p,
+            )
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! Launch planning: how a `[batch, vocab]` top-k splits into chunks and
 //! blocks. Pure arithmetic, shared by the launch wrappers and the tests.
 
-use streamtopk_kernels::params::{Layout, MAX_THREADS, MIN_THREADS};
+use streamtopk_kernels::params::{
+    cluster_fits, per_vector, ClusterLayout, Layout, MAX_CLUSTER, MAX_THREADS, MIN_THREADS,
+};
 
 /// The seed's stage-2 candidate pool (k = 50 gives 10 chunks), kept as a
 /// reference point; the default plan is [`auto_target_pool`].
@@ -30,6 +32,38 @@ pub const MAX_VOCAB: usize = i32::MAX as usize;
 /// Largest supported batch (rows are the grid's y dimension).
 pub const MAX_BATCH: usize = 65_535;
 
+/// Environment variable that picks the cluster-per-row body: `off`, or
+/// `BLOCKS,THREADS` (blocks per cluster, threads per block) for sweeps.
+pub const CLUSTER_ENV: &str = "STREAMTOPK_CLUSTER";
+/// The default plan uses the cluster body for batches up to this ...
+pub const CLUSTER_MAX_BATCH: usize = 4;
+/// ... of rows at least this long (BENCHMARKS.md, v5: below it, or at
+/// larger batches, the chunked body measured faster).
+pub const CLUSTER_MIN_VOCAB: usize = 150_000;
+/// Threads per block of the default cluster plan (measured best of 256,
+/// 512, 768 at 16 blocks).
+pub const CLUSTER_THREADS: u32 = 768;
+
+/// What a device allows a launch (from the driver; [`Limits::SM90`]
+/// without a device).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Opt-in shared memory per block, bytes.
+    pub smem: u32,
+    /// Most threads per block of the cluster kernel of the plan's dtype
+    /// (its register use decides).
+    pub cluster_threads: u32,
+}
+
+impl Limits {
+    /// An H100 SXM, with the cluster blocks ptxas allows the 16-bit types
+    /// (72 registers: 896 threads).
+    pub const SM90: Limits = Limits {
+        smem: SM90_SMEM_LIMIT,
+        cluster_threads: 896,
+    };
+}
+
 /// The target pool of the default plan: chunks of at least
 /// `max(AUTO_CHUNK, AUTO_CHUNK_PER_K * k)` elements (measured best on the
 /// H100 for the shapes in BENCHMARKS.md's sweep).
@@ -50,6 +84,9 @@ pub struct Plan {
     pub chunks: u32,
     /// Threads per block.
     pub threads: u32,
+    /// Whether a thread-block cluster of `chunks` blocks owns each row
+    /// (the `*_cluster_*` kernels: one launch, no pool).
+    pub cluster: bool,
 }
 
 impl Plan {
@@ -97,12 +134,52 @@ impl Plan {
             chunk_len,
             chunks,
             threads,
+            cluster: false,
         }
     }
 
-    /// Stage-2 candidates per row (`0` with one chunk: no stage 2).
+    /// A cluster-per-row plan of `blocks` blocks of `threads` threads, if
+    /// the row fits their registers and the shared memory `smem_limit`.
+    pub fn cluster(
+        vocab: u32,
+        k: u32,
+        size: u32,
+        blocks: u32,
+        threads: u32,
+        smem_limit: u32,
+    ) -> Option<Plan> {
+        if !(1..=MAX_CLUSTER).contains(&blocks)
+            || !(MIN_THREADS..=MAX_THREADS).contains(&threads)
+            || threads % 32 != 0
+        {
+            return None;
+        }
+        let chunk_len = vocab.div_ceil(blocks).next_multiple_of(CHUNK_ALIGN);
+        let plan = Plan {
+            vocab,
+            k,
+            size,
+            chunk_len,
+            chunks: vocab.div_ceil(chunk_len),
+            threads,
+            cluster: true,
+        };
+        (cluster_fits(chunk_len, size, threads) && plan.smem() <= smem_limit).then_some(plan)
+    }
+
+    /// The default cluster plan: [`CLUSTER_THREADS`] (or the most the
+    /// kernel allows) threads, and the fewest blocks (a power of two) that
+    /// leave each thread one 16-byte vector, else the fewest that fit.
+    pub fn auto_cluster(vocab: u32, k: u32, size: u32, limits: &Limits) -> Option<Plan> {
+        let threads = (limits.cluster_threads.min(CLUSTER_THREADS) / 32 * 32).max(MIN_THREADS);
+        let one_vector = vocab.div_ceil(threads * per_vector(size));
+        let blocks = one_vector.next_power_of_two().min(MAX_CLUSTER);
+        (blocks..=MAX_CLUSTER).find_map(|b| Plan::cluster(vocab, k, size, b, threads, limits.smem))
+    }
+
+    /// Stage-2 candidates per row (`0` with one chunk or a cluster: no stage 2).
     pub fn pool(&self) -> u32 {
-        if self.chunks > 1 {
+        if self.chunks > 1 && !self.cluster {
             self.chunks * self.k
         } else {
             0
@@ -111,6 +188,9 @@ impl Plan {
 
     /// Dynamic shared memory of a launch.
     pub fn smem(&self) -> u32 {
+        if self.cluster {
+            return ClusterLayout::new(self.k).bytes;
+        }
         Layout::new(self.chunk_len, self.size, self.k, self.chunks).bytes
     }
 }

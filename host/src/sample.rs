@@ -10,7 +10,7 @@ use streamtopk_kernels::params::{SampleLayout, SampleParams, TOP_K_OFF};
 
 use crate::error::{Error, Result};
 use crate::kernels::{Kernels, Logit};
-use crate::plan::{Plan, SM90_SMEM_LIMIT};
+use crate::plan::{Limits, Plan};
 use crate::topk::{alloc, check_logits, TopKConfig, Workspace};
 
 /// Shape of the work a [`Sampler`] is built for.
@@ -52,10 +52,13 @@ impl SamplerConfig {
 
     /// Validate and plan for an sm_90 device (no GPU needed).
     pub fn plan(&self) -> Result<Plan> {
-        self.plan_for(SM90_SMEM_LIMIT)
+        let (chunked, cluster) = self.plans(&Limits::SM90)?;
+        Ok(cluster.unwrap_or(chunked))
     }
 
-    fn plan_for(&self, smem_limit: u32) -> Result<Plan> {
+    /// The chunked plan (any rows) and the cluster plan (rows with top-k on),
+    /// if the shape and batch call for one.
+    fn plans(&self, limits: &Limits) -> Result<(Plan, Option<Plan>)> {
         if self.max_k == 0 || self.max_k > self.vocab {
             if self.vocab == 0 {
                 return Err(Error::VocabZero);
@@ -73,7 +76,8 @@ impl SamplerConfig {
             target_pool: None,
         };
         let extra = SampleLayout::extra(self.max_k.min(u32::MAX as usize) as u32);
-        topk.plan_for(smem_limit.saturating_sub(extra))
+        let chunked = topk.plan_for(limits.smem.saturating_sub(extra))?;
+        Ok((chunked, topk.cluster_plan(limits, extra)))
     }
 }
 
@@ -140,6 +144,9 @@ impl Sampling {
 /// [`Sampler::params`]. Calls read them when they run, so one set serves
 /// every call (and CUDA-graph replay) until it is dropped.
 pub struct RowParams {
+    /// Whether some row draws from its whole softmax (top-k off,
+    /// temperature > 0): those calls take the chunked launch.
+    whole_row: bool,
     temperature: DeviceBuffer<f32>,
     top_k: DeviceBuffer<u32>,
     top_p: DeviceBuffer<f32>,
@@ -170,7 +177,10 @@ impl RowParams {
 pub struct Sampler {
     kernels: Arc<Kernels>,
     config: SamplerConfig,
+    /// The launch of rows with top-k on: a cluster per row when it fits.
     plan: Plan,
+    /// The launch of calls with a row that has top-k off.
+    chunked: Plan,
     workspace: Workspace,
     best: DeviceBuffer<u64>,
     offset: DeviceBuffer<u64>,
@@ -180,19 +190,20 @@ pub struct Sampler {
 impl Sampler {
     /// Validate `config`, plan and allocate the workspace (offset 0).
     pub fn new(kernels: &Arc<Kernels>, config: SamplerConfig) -> Result<Sampler> {
-        let plan = config.plan_for(kernels.smem_limit())?;
+        let (chunked, cluster) = config.plans(&kernels.limits(config.dtype, true))?;
         kernels.make_current()?;
         let rows = config.max_batch;
-        let workspace = Workspace::new(&plan, rows)?;
+        let workspace = Workspace::new(&chunked, rows)?;
         let best = alloc(
             "the Gumbel winners",
-            rows * plan.chunks as usize,
+            rows * chunked.chunks as usize,
             DeviceBuffer::zeroed,
         )?;
         Ok(Sampler {
             kernels: kernels.clone(),
             config,
-            plan,
+            plan: cluster.unwrap_or(chunked),
+            chunked,
             workspace,
             best,
             offset: alloc("the offset", 1, DeviceBuffer::zeroed)?,
@@ -200,7 +211,7 @@ impl Sampler {
         })
     }
 
-    /// The launch plan (its `k` is `max_k`).
+    /// The launch plan of calls whose rows all have top-k on (its `k` is `max_k`).
     pub fn plan(&self) -> &Plan {
         &self.plan
     }
@@ -273,6 +284,10 @@ impl Sampler {
         self.kernels.make_current()?;
         let upload = |what, v: Vec<f32>| alloc(what, v.len(), |_| DeviceBuffer::from_slice(&v));
         Ok(RowParams {
+            whole_row: rows
+                .iter()
+                .zip(&top_k)
+                .any(|(s, &k)| k == TOP_K_OFF && s.temperature > 0.0),
             temperature: upload(
                 "the temperatures",
                 rows.iter().map(|s| s.temperature).collect(),
@@ -320,7 +335,11 @@ impl Sampler {
             });
         }
         self.kernels.make_current()?;
-        let plan = self.plan;
+        let plan = if params.whole_row {
+            self.chunked
+        } else {
+            self.plan
+        };
         let p = SampleParams {
             topk: self
                 .workspace
@@ -335,21 +354,15 @@ impl Sampler {
             rows_done: self.rows_done.as_device_ptr().as_raw(),
             seed: self.config.seed,
         };
-        let smem = SampleLayout::new(plan.chunk_len, plan.size, plan.k, plan.chunks).bytes;
+        let smem = SampleLayout::after(plan.smem(), plan.k).bytes;
         // SAFETY: `check` matched the logits to the plan and `params` /
         // `tokens` hold `batch` rows; the workspace holds max_batch >= batch
         // rows of pool, counters and winners; counters are zero between
         // launches (the kernel resets them); `&mut self` and stream order
         // keep launches on this workspace apart.
         unsafe {
-            self.kernels.sample(
-                dtype,
-                (plan.chunks, batch as u32),
-                plan.threads,
-                smem,
-                stream,
-                &p,
-            )
+            self.kernels
+                .sample(dtype, &plan, batch as u32, smem, stream, &p)
         }
     }
 

@@ -11,7 +11,8 @@ use streamtopk_kernels::params::{mode, TopKParams};
 use crate::error::{Error, Result};
 use crate::kernels::{Kernels, Logit};
 use crate::plan::{
-    auto_target_pool, Plan, MAX_BATCH, MAX_K, MAX_VOCAB, SM90_SMEM_LIMIT, TARGET_POOL_ENV,
+    auto_target_pool, Limits, Plan, CLUSTER_ENV, CLUSTER_MAX_BATCH, CLUSTER_MIN_VOCAB, MAX_BATCH,
+    MAX_K, MAX_VOCAB, TARGET_POOL_ENV,
 };
 
 /// Shape of the work a [`TopK`] is built for.
@@ -48,11 +49,43 @@ impl TopKConfig {
 
     /// Validate the config and plan its launches for an sm_90 device (no GPU needed).
     pub fn plan(&self) -> Result<Plan> {
-        self.plan_for(SM90_SMEM_LIMIT)
+        let chunked = self.plan_for(Limits::SM90.smem)?;
+        Ok(self.cluster_plan(&Limits::SM90, 0).unwrap_or(chunked))
     }
 
-    /// Validate the config and plan its launches for blocks of at most
-    /// `smem_limit` bytes of shared memory.
+    /// The cluster-per-row plan for a device with `limits`, leaving `extra`
+    /// bytes of shared memory to the caller, if `$STREAMTOPK_CLUSTER` (or,
+    /// unset, the shape: at most [`CLUSTER_MAX_BATCH`] rows of at least
+    /// [`CLUSTER_MIN_VOCAB`]) asks for one and it fits. A config with a `target_pool` (a
+    /// chunking) gets none. The config must be valid.
+    pub(crate) fn cluster_plan(&self, limits: &Limits, extra: u32) -> Option<Plan> {
+        if self.target_pool.is_some() {
+            return None;
+        }
+        let (vocab, k, size) = (self.vocab as u32, self.k as u32, self.dtype.size() as u32);
+        let smem = limits.smem.saturating_sub(extra);
+        match std::env::var(CLUSTER_ENV)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .as_deref()
+        {
+            Some("off") => None,
+            Some(v) => {
+                let (blocks, threads) = v.split_once(',')?;
+                let blocks: u32 = blocks.trim().parse().ok()?;
+                let threads: u32 = threads.trim().parse().ok()?;
+                (threads <= limits.cluster_threads).then_some(())?;
+                Plan::cluster(vocab, k, size, blocks, threads, smem)
+            }
+            None if self.max_batch <= CLUSTER_MAX_BATCH && self.vocab >= CLUSTER_MIN_VOCAB => {
+                Plan::auto_cluster(vocab, k, size, &Limits { smem, ..*limits })
+            }
+            None => None,
+        }
+    }
+
+    /// Validate the config and plan its chunked (two-stage) launch for
+    /// blocks of at most `smem_limit` bytes of shared memory.
     pub(crate) fn plan_for(&self, smem_limit: u32) -> Result<Plan> {
         let TopKConfig {
             max_batch,
@@ -135,11 +168,7 @@ pub(crate) struct Workspace {
 impl Workspace {
     /// The workspace of `max_batch` rows of `plan` (the context must be current).
     pub(crate) fn new(plan: &Plan, max_batch: usize) -> Result<Workspace> {
-        let slots = if plan.chunks > 1 {
-            max_batch * (plan.chunks * plan.k) as usize
-        } else {
-            1
-        };
+        let slots = (max_batch * plan.pool() as usize).max(1);
         let pool = alloc("the stage-2 pool", slots, |n| {
             // SAFETY: u64 has no invalid bit patterns; stage 1 writes every
             // slot stage 2 reads before it reads it.
@@ -202,7 +231,10 @@ pub(crate) fn check_logits(
 impl TopK {
     /// Validate `config`, plan the launches and allocate the workspace.
     pub fn new(kernels: &Arc<Kernels>, config: TopKConfig) -> Result<TopK> {
-        let plan = config.plan_for(kernels.smem_limit())?;
+        let chunked = config.plan_for(kernels.smem_limit())?;
+        let plan = config
+            .cluster_plan(&kernels.limits(config.dtype, false), 0)
+            .unwrap_or(chunked);
         kernels.make_current()?;
         let workspace = Workspace::new(&plan, config.max_batch)?;
         Ok(TopK {
@@ -265,8 +297,9 @@ impl TopK {
 
     /// As [`TopK::run`] but with the stages in two launches, recording
     /// `marks[0]` before stage 1, `marks[1]` between the stages and `marks[2]`
-    /// after stage 2 (per-stage timing). With one chunk per row there is no
-    /// stage 2 and `marks[1]`, `marks[2]` are recorded together.
+    /// after stage 2 (per-stage timing). With one chunk per row, or a
+    /// cluster per row, there is no stage 2 and `marks[1]`, `marks[2]` are
+    /// recorded together.
     pub fn run_marked<T: Logit>(
         &mut self,
         stream: &Stream,
@@ -302,6 +335,20 @@ impl TopK {
         let batch = batch as u32;
         let smem = plan.smem();
         let grid = (plan.chunks, batch);
+        if plan.cluster {
+            if let Some(marks) = marks {
+                marks[0].record(stream)?;
+            }
+            // SAFETY: `check` matched every length to the plan, which fits
+            // the rows in the cluster's registers (`Plan::cluster`); the
+            // cluster kernel touches no workspace.
+            unsafe { self.kernels.topk_cluster(dtype, &plan, batch, stream, &p)? };
+            if let Some(marks) = marks {
+                marks[1].record(stream)?;
+                marks[2].record(stream)?;
+            }
+            return Ok(());
+        }
         let Some(marks) = marks else {
             // SAFETY: `check` matched every length to the plan; the workspace
             // holds max_batch >= batch rows of pool and counters, the counters

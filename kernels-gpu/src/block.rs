@@ -34,7 +34,7 @@ pub struct Scratch {
 /// Broadcast words in `smem::CONTROL`.
 const DIGIT: u32 = smem::CONTROL;
 const REMAINING: u32 = smem::CONTROL + 1;
-const DONE: u32 = smem::CONTROL + 2;
+const BIN_COUNT: u32 = smem::CONTROL + 2;
 /// Free broadcast word for the kernels ([`Scratch::word`]).
 const USER: u32 = smem::CONTROL + 3;
 
@@ -64,25 +64,29 @@ impl Scratch {
     }
 
     /// Add `key` to the histogram of the radix pass at `shift` if it
-    /// matches `prefix` under `mask`. Lanes with equal bins
-    /// are merged into one atomic. Every lane of the warp must call it
-    /// (`active = false` for none).
+    /// matches `prefix` under `mask` (see [`histogram_add`]).
     #[inline(always)]
     fn count(self, key: u32, active: bool, mask: u32, prefix: u32, shift: u32) {
-        let counted = active && key & mask == prefix;
-        if ballot(counted) == 0 {
-            return;
-        }
-        // Lanes that count nothing get a bin no counting lane has.
-        let bin = if counted {
-            (key >> shift) & (RADIX_BINS - 1)
-        } else {
-            RADIX_BINS
-        };
-        let peers = match_any(bin);
-        if counted && lanemask_lt() & peers == 0 {
-            self.words.atomic_add(smem::HIST + bin, peers.count_ones());
-        }
+        histogram_add(
+            Shared::dynamic(smem::HIST * 4),
+            active && key & mask == prefix,
+            (key >> shift) & (RADIX_BINS - 1),
+        );
+    }
+}
+
+/// `hist[bin] += 1` where `counted`, lanes with equal bins merged into one
+/// shared-memory atomic. Every lane of the warp must call it.
+#[inline(always)]
+pub fn histogram_add(hist: Shared<u32>, counted: bool, bin: u32) {
+    if ballot(counted) == 0 {
+        return;
+    }
+    // Lanes that count nothing get a bin no counting lane has.
+    let bin = if counted { bin } else { RADIX_BINS };
+    let peers = match_any(bin);
+    if counted && lanemask_lt() & peers == 0 {
+        hist.atomic_add(bin, peers.count_ones());
     }
 }
 
@@ -169,26 +173,19 @@ pub fn radix_select<K: Keys>(
         }
         sync_threads();
 
-        // Thread t holds bin 255 - t: scanning from the top bin downwards.
         let bin = RADIX_BINS - 1 - tid;
         let count = if tid < RADIX_BINS {
             scratch.words.get(smem::HIST + bin)
         } else {
             0
         };
-        let above_incl = scan_bins(scratch, count);
-        let above_excl = above_incl - count;
-        if tid < RADIX_BINS && above_excl < remaining && remaining <= above_incl {
-            scratch.words.set(DIGIT, bin);
-            scratch.words.set(REMAINING, remaining - above_excl);
-            scratch
-                .words
-                .set(DONE, (count == remaining - above_excl) as u32);
-        }
-        sync_threads();
-        let digit = scratch.words.get(DIGIT);
-        remaining = scratch.words.get(REMAINING);
-        let done = scratch.words.get(DONE) != 0;
+        let Digit {
+            digit,
+            remaining: left,
+            count,
+        } = choose_digit(scratch, count, remaining);
+        remaining = left;
+        let done = count == remaining;
         prefix |= digit << shift;
         mask |= (RADIX_BINS - 1) << shift;
         if done || shift == 32 - key_bits {
@@ -201,6 +198,40 @@ pub fn radix_select<K: Keys>(
         // Everyone has read the histogram (before the scan's barrier) and the
         // control words (before the next write to them, two barriers on).
         shift -= RADIX_BITS;
+    }
+}
+
+/// One radix pass's choice ([`choose_digit`]).
+#[derive(Clone, Copy)]
+pub struct Digit {
+    /// The bin holding the wanted key.
+    pub digit: u32,
+    /// Keys still wanted from that bin (`1..=count`).
+    pub remaining: u32,
+    /// Keys in that bin.
+    pub count: u32,
+}
+
+/// The bin holding the `remaining`-th largest key of a radix pass, where
+/// thread `t < RADIX_BINS` passes the count of bin `RADIX_BINS - 1 - t`
+/// (scanning from the top bin down); returned to every thread. Uses the
+/// scratch header; contains barriers (the caller's previous reads of the
+/// control words must be behind one).
+#[inline(always)]
+pub fn choose_digit(scratch: Scratch, count: u32, remaining: u32) -> Digit {
+    let tid = thread_idx();
+    let above_incl = scan_bins(scratch, count);
+    let above_excl = above_incl - count;
+    if tid < RADIX_BINS && above_excl < remaining && remaining <= above_incl {
+        scratch.words.set(DIGIT, RADIX_BINS - 1 - tid);
+        scratch.words.set(REMAINING, remaining - above_excl);
+        scratch.words.set(BIN_COUNT, count);
+    }
+    sync_threads();
+    Digit {
+        digit: scratch.words.get(DIGIT),
+        remaining: scratch.words.get(REMAINING),
+        count: scratch.words.get(BIN_COUNT),
     }
 }
 

@@ -1,7 +1,9 @@
 //! The device layer: the only place in the kernels with `unsafe`.
 //!
-//! Thread/block indices, barriers, warp votes and shuffles, dynamic shared
-//! memory, read-only global loads and shared-memory atomics, each a thin
+//! Thread/block indices, barriers (block and cluster), warp votes and
+//! shuffles, dynamic shared memory (the block's own and, through
+//! distributed shared memory, its cluster peers'), read-only global loads
+//! and shared-memory atomics, each a thin
 //! wrapper over one PTX instruction.
 
 use core::arch::asm;
@@ -59,6 +61,45 @@ pub fn warp() -> u32 {
 pub fn sync_threads() {
     // SAFETY: every kernel here reaches its barriers with all threads of the block.
     unsafe { nvptx::_syncthreads() }
+}
+
+/// Warp-wide barrier (`bar.warp.sync`): orders the lanes' shared-memory
+/// accesses before it against those after it.
+#[inline(always)]
+pub fn sync_warp() {
+    // SAFETY: every lane of the warp reaches each warp barrier here (full mask).
+    unsafe {
+        asm!("bar.warp.sync 0xffffffff;", options(nostack));
+    }
+}
+
+/// Rank of this block in its thread-block cluster.
+#[inline(always)]
+pub fn cluster_rank() -> u32 {
+    let r: u32;
+    // SAFETY: reads a special register.
+    unsafe {
+        asm!("mov.u32 {r}, %cluster_ctarank;", r = out(reg32) r, options(pure, nomem, nostack));
+    }
+    r
+}
+
+/// Cluster-wide barrier: every thread of every block of the cluster
+/// arrives (release semantics, the default) and waits (acquire), so
+/// shared-memory accesses before
+/// it, the block's own and its peers' ([`Peer`]), are ordered before those
+/// after it. Also a block-wide barrier.
+#[inline(always)]
+pub fn cluster_sync() {
+    // SAFETY: every cluster kernel reaches its cluster barriers with all
+    // threads of every block of the cluster.
+    unsafe {
+        asm!(
+            "barrier.cluster.arrive.aligned;",
+            "barrier.cluster.wait.aligned;",
+            options(nostack)
+        );
+    }
 }
 
 /// Abort the kernel.
@@ -243,6 +284,73 @@ impl<T: Copy> Shared<T> {
         // SAFETY: in bounds (see `dynamic`); accesses of different threads are
         // separated by barriers, which the compiler treats as memory clobbers.
         unsafe { self.ptr.add(i as usize).write(v) }
+    }
+}
+
+impl<T: Copy> Shared<T> {
+    /// The same buffer in the dynamic shared memory of block `rank` of this
+    /// block's cluster (distributed shared memory, `mapa`).
+    #[inline(always)]
+    pub fn peer(self, rank: u32) -> Peer<T> {
+        let addr: u64;
+        // SAFETY: maps an address of this block's shared memory; `rank` is
+        // below the cluster size by the launch contract.
+        unsafe {
+            asm!(
+                "{{ .reg .u64 a; cvta.to.shared.u64 a, {p}; mapa.shared::cluster.u64 {d}, a, {r}; }}",
+                p = in(reg64) self.ptr, r = in(reg32) rank, d = out(reg64) addr,
+                options(pure, nomem, nostack),
+            );
+        }
+        Peer {
+            addr,
+            element: core::marker::PhantomData,
+        }
+    }
+}
+
+/// A buffer in the shared memory of a block of this cluster
+/// ([`Shared::peer`]), indexed in `T`s. Its block must not have exited:
+/// the kernels access peers only between two [`cluster_sync`]s.
+#[derive(Clone, Copy)]
+pub struct Peer<T> {
+    addr: u64,
+    element: core::marker::PhantomData<T>,
+}
+
+impl Peer<u32> {
+    /// Element `i` (`ld.shared::cluster`).
+    #[inline(always)]
+    pub fn get(self, i: u32) -> u32 {
+        let v: u32;
+        // SAFETY: in bounds as the `Shared` it maps; ordered by cluster barriers.
+        unsafe {
+            asm!("ld.shared::cluster.u32 {v}, [{p}];", p = in(reg64) self.addr + 4 * i as u64, v = out(reg32) v, options(readonly, nostack));
+        }
+        v
+    }
+
+    /// `self[i] += v` atomically, returning the old value.
+    #[inline(always)]
+    pub fn fetch_add(self, i: u32, v: u32) -> u32 {
+        let old: u32;
+        // SAFETY: in bounds as the `Shared` it maps.
+        unsafe {
+            asm!("atom.shared::cluster.add.u32 {o}, [{p}], {v};", p = in(reg64) self.addr + 4 * i as u64, v = in(reg32) v, o = out(reg32) old, options(nostack));
+        }
+        old
+    }
+}
+
+impl Peer<u64> {
+    /// Store `v` at element `i` (`st.shared::cluster`).
+    #[inline(always)]
+    pub fn set(self, i: u32, v: u64) {
+        // SAFETY: in bounds as the `Shared` it maps; each index is written by
+        // one thread, read after a cluster barrier.
+        unsafe {
+            asm!("st.shared::cluster.u64 [{p}], {v};", p = in(reg64) self.addr + 8 * i as u64, v = in(reg64) v, options(nostack));
+        }
     }
 }
 

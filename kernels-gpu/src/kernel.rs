@@ -15,16 +15,20 @@
 //! - `p.mode` can split the stages into two launches (for timing them);
 //! - the top-k kernel writes `values[r, 0..k]` (f32, descending) and
 //!   `indices[r, 0..k]` (u32): torch.topk's order, NaN first, ties by lower index.
+//!
+//! The `*_cluster_*` entry points run the same [`Rows`] over
+//! [`crate::cluster`]'s body instead (one cluster per row, no pool).
 
 use core::marker::PhantomData;
 
 use crate::block::Scratch;
+use crate::cluster::run_cluster;
 use crate::device::{
     block_dim, block_idx_x, block_idx_y, fence, sync_threads, thread_idx, GlobalMut, Shared,
 };
 use crate::element::{unpack_sort_word, Bf16, Element, F16, F32};
 use crate::merge::merge;
-use crate::params::{mode, Layout, TopKParams};
+use crate::params::{mode, ClusterLayout, Layout, TopKParams};
 use crate::sample::Sampler;
 use crate::stage1::chunk_topk;
 
@@ -49,6 +53,18 @@ struct TopKOut<E> {
     indices: GlobalMut<u32>,
     k: u32,
     element: PhantomData<E>,
+}
+
+impl<E: Element> TopKOut<E> {
+    #[inline(always)]
+    fn new(p: &TopKParams) -> Self {
+        TopKOut {
+            values: GlobalMut::new(p.values),
+            indices: GlobalMut::new(p.indices),
+            k: p.k,
+            element: PhantomData,
+        }
+    }
 }
 
 impl<E: Element> Rows<E> for TopKOut<E> {
@@ -134,21 +150,21 @@ pub fn run<E: Element, R: Rows<E>>(p: &TopKParams, layout: &Layout, rows: &R) {
 #[inline(always)]
 fn topk<E: Element>(p: &TopKParams) {
     let layout = Layout::new(p.chunk_len, E::SIZE, p.k, p.chunks);
-    let out = TopKOut::<E> {
-        values: GlobalMut::new(p.values),
-        indices: GlobalMut::new(p.indices),
-        k: p.k,
-        element: PhantomData,
-    };
-    run::<E, _>(p, &layout, &out);
+    run::<E, _>(p, &layout, &TopKOut::<E>::new(p));
 }
 
 macro_rules! kernels {
-    ($($topk:ident, $sample:ident, $ty:ty);*) => {$(
+    ($($ty:ty: $topk:ident, $topk_cluster:ident, $sample:ident, $sample_cluster:ident);*) => {$(
         /// Top-k for one dtype (see the module doc).
         #[no_mangle]
         pub extern "ptx-kernel" fn $topk(p: TopKParams) {
             topk::<$ty>(&p);
+        }
+
+        /// Top-k for one dtype, a cluster per row (see [`crate::cluster`]).
+        #[no_mangle]
+        pub extern "ptx-kernel" fn $topk_cluster(p: TopKParams) {
+            run_cluster::<$ty, _>(&p, &ClusterLayout::new(p.k), &TopKOut::<$ty>::new(&p));
         }
 
         /// Sampling for one dtype (see [`crate::sample`]).
@@ -156,11 +172,17 @@ macro_rules! kernels {
         pub extern "ptx-kernel" fn $sample(p: crate::params::SampleParams) {
             Sampler::<$ty>::run(&p);
         }
+
+        /// Sampling for one dtype, a cluster per row (see [`crate::sample`]).
+        #[no_mangle]
+        pub extern "ptx-kernel" fn $sample_cluster(p: crate::params::SampleParams) {
+            Sampler::<$ty>::run_cluster(&p);
+        }
     )*};
 }
 
 kernels!(
-    topk_bf16, sample_bf16, Bf16;
-    topk_f16, sample_f16, F16;
-    topk_f32, sample_f32, F32
+    Bf16: topk_bf16, topk_cluster_bf16, sample_bf16, sample_cluster_bf16;
+    F16: topk_f16, topk_cluster_f16, sample_f16, sample_cluster_f16;
+    F32: topk_f32, topk_cluster_f32, sample_f32, sample_cluster_f32
 );

@@ -4,7 +4,8 @@
 //! encodings ([`element`]) and launch parameters / shared-memory layouts
 //! ([`params`]). On `nvptx64` it also holds the device layer ([`device`]),
 //! the block-level primitives ([`block`], [`load`]), the two stages
-//! ([`stage1`], [`merge`]) and the kernel entry points ([`kernel`]).
+//! ([`stage1`], [`merge`]), the cluster-per-row path ([`cluster`]), the
+//! sampler ([`sample`]) and the kernel entry points ([`kernel`]).
 #![no_std]
 #![cfg_attr(
     target_arch = "nvptx64",
@@ -24,6 +25,8 @@ pub mod philox;
 
 #[cfg(target_arch = "nvptx64")]
 pub mod block;
+#[cfg(target_arch = "nvptx64")]
+pub mod cluster;
 #[cfg(target_arch = "nvptx64")]
 pub mod device;
 #[cfg(target_arch = "nvptx64")]

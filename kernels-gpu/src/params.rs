@@ -136,12 +136,67 @@ impl Layout {
     }
 }
 
+/// 16-byte vectors of its row each thread of a cluster kernel holds in
+/// registers.
+pub const CLUSTER_VECTORS: u32 = 5;
+/// Most blocks in a cluster (16 is "non-portable": the host opts in).
+pub const MAX_CLUSTER: u32 = 16;
+/// Radix passes a cluster select may run: four over 32-bit keys, four more
+/// over the indices of ties at the k-th key. One histogram each.
+pub const CLUSTER_PASSES: u32 = 8;
+
+/// Whether a block of `threads` threads holds `chunk_len` elements of
+/// `size` bytes in registers, whatever their alignment (one more vector
+/// for a chunk that starts mid-vector).
+pub const fn cluster_fits(chunk_len: u32, size: u32, threads: u32) -> bool {
+    let per_vec = per_vector(size);
+    (chunk_len + per_vec - 1).div_ceil(per_vec) <= threads * CLUSTER_VECTORS
+}
+
+/// Most candidates the cluster kernel gathers for a top `k`: a multiple of
+/// k (room for ties at the k-th key before an index select is needed), a
+/// power of two for the bitonic sort.
+pub const fn cluster_capacity(k: u32) -> u32 {
+    let room = 2 * k;
+    let room = if room < 64 { 64 } else { room };
+    room.next_power_of_two()
+}
+
+/// Byte offsets in the dynamic shared memory of the cluster kernels
+/// ([`TopKParams`] with `chunks` = cluster size), after the scratch header:
+/// one radix histogram per warp (the counting pass's), one per pass (the
+/// block's sums, read by the cluster), then block 0's candidates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClusterLayout {
+    pub warp_hist: u32,
+    pub hist: u32,
+    pub candidates: u32,
+    pub capacity: u32,
+    pub bytes: u32,
+}
+
+impl ClusterLayout {
+    pub const fn new(k: u32) -> ClusterLayout {
+        let warp_hist = smem::HEADER_BYTES;
+        let hist = warp_hist + 4 * RADIX_BINS * MAX_WARPS;
+        let candidates = hist + 4 * RADIX_BINS * CLUSTER_PASSES;
+        let capacity = cluster_capacity(k);
+        ClusterLayout {
+            warp_hist,
+            hist,
+            candidates,
+            capacity,
+            bytes: candidates + 8 * capacity,
+        }
+    }
+}
+
 /// Parameters of the sampling kernel (`sample_<dtype>`).
 ///
 /// Grid, block and the top-k part as [`TopKParams`] (`topk.k` is the
 /// sampler's `max_k`, `topk.values` / `topk.indices` unused, `topk.mode`
-/// [`mode::FUSED`]); dynamic shared memory
-/// `SampleLayout::new(chunk_len, dtype size, max_k, chunks).bytes`.
+/// [`mode::FUSED`]); dynamic shared memory `SampleLayout::after(base,
+/// max_k).bytes` with `base` the top-k body's (`Layout` or `ClusterLayout`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct SampleParams {
@@ -171,24 +226,22 @@ pub struct SampleParams {
 /// Per-row top-k meaning "no top-k" (the whole vocabulary).
 pub const TOP_K_OFF: u32 = u32::MAX;
 
-/// Shared memory of the sampling kernel: the top-k layout, then (for the
-/// row's last block) the row's sorted top `max_k` words and their running
-/// probability mass.
+/// Shared memory of the sampling kernels: the top-k body's layout
+/// (`base` bytes: [`Layout`] or [`ClusterLayout`]), then (for the block
+/// that finishes the row) the row's sorted top `max_k` words and their
+/// running probability mass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SampleLayout {
-    pub topk: Layout,
     pub sorted: u32,
     pub mass: u32,
     pub bytes: u32,
 }
 
 impl SampleLayout {
-    pub const fn new(chunk_len: u32, size: u32, k: u32, chunks: u32) -> SampleLayout {
-        let topk = Layout::new(chunk_len, size, k, chunks);
-        let sorted = topk.bytes.next_multiple_of(16);
+    pub const fn after(base: u32, k: u32) -> SampleLayout {
+        let sorted = base.next_multiple_of(16);
         let mass = sorted + 8 * k;
         SampleLayout {
-            topk,
             sorted,
             mass,
             bytes: mass + 4 * k,

@@ -2,6 +2,8 @@
 //! multinomial draw) plus top-p and min-p, in the top-k kernel's launch.
 //!
 //! Contract ([`SampleParams`]): grid, block and stages as the top-k kernel
+//! (`sample_<dtype>`, [`crate::kernel`]) or the cluster top-k kernel
+//! (`sample_cluster_<dtype>`, [`crate::cluster`]; no row with top-k off)
 //! with `k = max_k`; shared memory [`SampleLayout`]. Per row `r`, with
 //! temperature `t`, top-k `kr`, top-p `p`, min-p `q`:
 //! - the row's first word is NaN, or `t == 0`: the token is the top-1 index
@@ -25,13 +27,14 @@
 use core::marker::PhantomData;
 
 use crate::block::{inclusive_sum_f32, max_u64};
+use crate::cluster::run_cluster;
 use crate::device::{
     block_dim, exp2, grid_dim_y, log2, sync_threads, thread_idx, Global, GlobalMut, Shared,
 };
 use crate::element::{unpack_sort_word, Element, F32, NAN_KEY};
 use crate::kernel::{run, Rows};
 use crate::load::{Groups, Raw};
-use crate::params::{smem, SampleLayout, SampleParams, TOP_K_OFF};
+use crate::params::{smem, ClusterLayout, Layout, SampleLayout, SampleParams, TOP_K_OFF};
 use crate::philox::{draw, uniform, ROW_DRAW};
 
 const LOG2_E: f32 = core::f32::consts::LOG2_E;
@@ -41,6 +44,8 @@ const LN_2: f32 = core::f32::consts::LN_2;
 pub struct Sampler<E> {
     p: SampleParams,
     layout: SampleLayout,
+    /// Where the top-k body keeps a chunk's raw elements (chunked body).
+    raw: u32,
     offset: u64,
     element: PhantomData<E>,
 }
@@ -79,18 +84,31 @@ fn gumbel_word<E: Element>(key: u32, index: u32, bits: u32, inv_t: f32) -> u64 {
 }
 
 impl<E: Element> Sampler<E> {
-    /// The kernel body.
+    /// The state over the top-k body's shared memory of `base` bytes.
+    #[inline(always)]
+    fn new(p: &SampleParams, base: u32, raw: u32) -> Self {
+        Sampler::<E> {
+            p: *p,
+            layout: SampleLayout::after(base, p.topk.k),
+            raw,
+            offset: GlobalMut::<u64>::new(p.offset).get_cg(0),
+            element: PhantomData,
+        }
+    }
+
+    /// The kernel body over the chunked top-k.
     #[inline(always)]
     pub fn run(p: &SampleParams) {
         let t = &p.topk;
-        let layout = SampleLayout::new(t.chunk_len, E::SIZE, t.k, t.chunks);
-        let sampler = Sampler::<E> {
-            p: *p,
-            layout,
-            offset: GlobalMut::<u64>::new(p.offset).get_cg(0),
-            element: PhantomData,
-        };
-        run::<E, _>(t, &layout.topk, &sampler);
+        let layout = Layout::new(t.chunk_len, E::SIZE, t.k, t.chunks);
+        run::<E, _>(t, &layout, &Self::new(p, layout.bytes, layout.raw));
+    }
+
+    /// The kernel body over the cluster top-k (no row with top-k off).
+    #[inline(always)]
+    pub fn run_cluster(p: &SampleParams) {
+        let layout = ClusterLayout::new(p.topk.k);
+        run_cluster::<E, _>(&p.topk, &layout, &Self::new(p, layout.bytes, 0));
     }
 
     #[inline(always)]
@@ -205,7 +223,7 @@ impl<E: Element> Rows<E> for Sampler<E> {
             return;
         }
         let groups = Groups::new(addr, n, E::SIZE);
-        let raw = Raw::new(self.layout.topk.raw);
+        let raw = Raw::new(self.raw);
         let inv_t = 1.0 / self.temperature(row);
         let end = start + n;
         let mut best = 0u64;

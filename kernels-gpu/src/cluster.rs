@@ -1,0 +1,314 @@
+//! Single-launch top-k for short batches: a thread-block cluster owns a row
+//! and holds it in registers.
+//!
+//! Contract ([`TopKParams`], `chunks` = cluster size `C <= MAX_CLUSTER`):
+//! - grid `(C, batch)` launched in clusters of `(C, 1, 1)` blocks, so
+//!   cluster `r` is row `r` and block `c` of it holds the row's positions
+//!   `[c * chunk_len, min(vocab, (c + 1) * chunk_len))`, which must
+//!   [`crate::params::cluster_fits`] its registers; block `threads`
+//!   (multiple of 32, 256..=1024); `pool` and `arrivals` unused;
+//! - dynamic shared memory `ClusterLayout::new(k).bytes`, plus what the
+//!   [`Rows`] keeps after it;
+//! - the row's top k go to [`Rows::emit`] in block 0, torch.topk's order.
+//!
+//! 1. Radix select of the row's k-th key over the cluster: each pass counts
+//!    one 8-bit digit of the block's keys into per-warp histograms (logits
+//!    crowd into a few bins of the top digit: one histogram per block
+//!    serialises every warp's atomics), sums them into the block's
+//!    histogram of that pass; after a cluster barrier every block sums the
+//!    cluster's histograms through distributed shared memory and picks the
+//!    same digit.
+//! 2. If more keys tie at the k-th than the candidate buffer has room for,
+//!    a second select over the ties' inverted indices keeps the lowest.
+//! 3. Each block appends the sort words of its selected elements to block
+//!    0's candidate buffer (distributed shared memory); after a cluster
+//!    barrier the other blocks exit and block 0 sorts the candidates.
+
+use core::marker::PhantomData;
+
+use crate::block::{choose_digit, histogram_add, sort_desc, Scratch};
+use crate::device::{
+    ballot, block_dim, block_idx_y, cluster_rank, cluster_sync, lane, lanemask_lt, load_nc_v4,
+    shfl_idx, sync_threads, sync_warp, thread_idx, warp, Global, Shared,
+};
+use crate::element::{sort_word, Element};
+use crate::kernel::Rows;
+use crate::params::{ClusterLayout, TopKParams, CLUSTER_VECTORS, RADIX_BINS, RADIX_BITS};
+
+/// A block's share of its row, in registers. Positions count from the
+/// 16-byte boundary at or before the share's first element; thread `t`
+/// holds vectors `j * threads + t`, `j < CLUSTER_VECTORS`, each as one
+/// `u128` (element `l` in bits `l * size * 8..`), indexed only with
+/// constants so they stay in registers.
+struct Slice<E> {
+    words: [u128; 5],
+    /// Positions before the first element (`0..per_vec`).
+    head: u32,
+    /// Elements in the share.
+    n: u32,
+    /// Row index of the first element.
+    start: u32,
+    /// Vectors the share's positions span.
+    vectors: u32,
+    element: PhantomData<E>,
+}
+
+const _: () = assert!(CLUSTER_VECTORS == 5);
+
+impl<E: Element> Slice<E> {
+    const PER_VEC: u32 = 16 / E::SIZE;
+    const BITS: u32 = 8 * E::SIZE;
+
+    /// Loads the `n` elements at device address `addr` (row index `start`
+    /// on): whole vectors with 16-byte loads, the two edge vectors element
+    /// by element (nothing outside the share is read).
+    #[inline(always)]
+    fn load(addr: u64, n: u32, start: u32) -> Self {
+        let head = (addr % 16) as u32 / E::SIZE;
+        let base = addr - (head * E::SIZE) as u64;
+        let vectors = (head + n).div_ceil(Self::PER_VEC);
+        let load = |j: u32| -> u128 {
+            let v = j * block_dim() + thread_idx();
+            let first = v * Self::PER_VEC;
+            if v >= vectors {
+                return 0;
+            }
+            if first >= head && first + Self::PER_VEC <= head + n {
+                let w = load_nc_v4(base + 16 * v as u64);
+                return w[0] as u128
+                    | (w[1] as u128) << 32
+                    | (w[2] as u128) << 64
+                    | (w[3] as u128) << 96;
+            }
+            let mut x = 0u128;
+            for l in 0..Self::PER_VEC {
+                let pos = first + l;
+                if pos >= head && pos < head + n {
+                    let bits = if E::SIZE == 2 {
+                        Global::<u16>::new(base).get(pos) as u32
+                    } else {
+                        Global::<u32>::new(base).get(pos)
+                    };
+                    x |= (bits as u128) << (Self::BITS * l);
+                }
+            }
+            x
+        };
+        Slice {
+            words: [load(0), load(1), load(2), load(3), load(4)],
+            head,
+            n,
+            start,
+            vectors,
+            element: PhantomData,
+        }
+    }
+
+    /// Calls `f(key, index)` for every position of every vector slot any
+    /// thread of the block holds, the same sequence in every lane (so `f`
+    /// may use warp votes); `key` is 0 (below every real key) where this
+    /// thread holds no element.
+    #[inline(always)]
+    fn each<F: FnMut(u32, u32)>(&self, mut f: F) {
+        self.vector(0, &mut f);
+        self.vector(1, &mut f);
+        self.vector(2, &mut f);
+        self.vector(3, &mut f);
+        self.vector(4, &mut f);
+    }
+
+    /// [`Slice::each`] over vector slot `j` (a constant at every call).
+    #[inline(always)]
+    fn vector<F: FnMut(u32, u32)>(&self, j: usize, f: &mut F) {
+        if j as u32 * block_dim() >= self.vectors {
+            return;
+        }
+        let w = self.words[j];
+        let first = (j as u32 * block_dim() + thread_idx()) * Self::PER_VEC;
+        for l in 0..Self::PER_VEC {
+            let pos = first + l;
+            let bits = (w >> (Self::BITS * l)) as u32 & (u32::MAX >> (32 - Self::BITS));
+            let inside = pos >= self.head && pos < self.head + self.n;
+            let key = if inside { E::key(bits) } else { 0 };
+            f(key, self.start + pos - self.head);
+        }
+    }
+}
+
+/// Result of a cluster select: the `k` largest of the selected values `x`
+/// are those with `x & mask > prefix`, and `take_equal` of the `ties` with
+/// `x & mask == prefix` (all of them when the two are equal).
+#[derive(Clone, Copy)]
+struct Pick {
+    mask: u32,
+    prefix: u32,
+    take_equal: u32,
+    ties: u32,
+}
+
+/// Radix select of the `k` largest non-zero `x = value(key, index)` over
+/// the cluster's slices, `bits` (16 or 32) significant from the top; uses
+/// the histograms of passes `*pass..` and advances `*pass`. Every thread of
+/// every block of the cluster must call it.
+#[inline(always)]
+fn select<E: Element, V: Fn(u32, u32) -> u32>(
+    slice: &Slice<E>,
+    value: V,
+    k: u32,
+    bits: u32,
+    pass: &mut u32,
+    blocks: u32,
+    layout: &ClusterLayout,
+) -> Pick {
+    let (mut mask, mut prefix, mut remaining) = (0u32, 0u32, k);
+    let mut shift = 32 - RADIX_BITS;
+    let tid = thread_idx();
+    let own = Shared::<u32>::dynamic(layout.warp_hist + 4 * RADIX_BINS * warp());
+    loop {
+        // Count into the warp's own histogram (no atomics across warps) ...
+        let mut b = lane();
+        while b < RADIX_BINS {
+            own.set(b, 0);
+            b += 32;
+        }
+        sync_warp();
+        slice.each(|key, index| {
+            let x = value(key, index);
+            histogram_add(
+                own,
+                x != 0 && x & mask == prefix,
+                (x >> shift) & (RADIX_BINS - 1),
+            );
+        });
+        sync_threads();
+        // ... sum the warps' into the block's histogram of this pass ...
+        let hist = Shared::<u32>::dynamic(layout.hist + 4 * RADIX_BINS * *pass);
+        *pass += 1;
+        if tid < RADIX_BINS {
+            let mut sum = 0;
+            for w in 0..block_dim() / 32 {
+                sum += Shared::<u32>::dynamic(layout.warp_hist + 4 * RADIX_BINS * w).get(tid);
+            }
+            hist.set(tid, sum);
+        }
+        // ... and the cluster's blocks' (thread t: bin 255 - t, top down).
+        cluster_sync();
+        let mut count = 0;
+        if tid < RADIX_BINS {
+            for rank in 0..blocks {
+                count += hist.peer(rank).get(RADIX_BINS - 1 - tid);
+            }
+        }
+        let digit = choose_digit(Scratch::new(), count, remaining);
+        prefix |= digit.digit << shift;
+        mask |= (RADIX_BINS - 1) << shift;
+        remaining = digit.remaining;
+        if digit.count == remaining || shift == 32 - bits {
+            return Pick {
+                mask,
+                prefix,
+                take_equal: remaining,
+                ties: digit.count,
+            };
+        }
+        shift -= RADIX_BITS;
+    }
+}
+
+/// The cluster kernels' body (see the module doc), handing row `blockIdx.y`'s
+/// top k to `rows` in block 0.
+#[inline(always)]
+pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayout, rows: &R) {
+    let rank = cluster_rank();
+    let row = block_idx_y();
+    let tid = thread_idx();
+    let start = rank * p.chunk_len;
+    let n = if start >= p.vocab {
+        0
+    } else if p.vocab - start < p.chunk_len {
+        p.vocab - start
+    } else {
+        p.chunk_len
+    };
+    let addr = p.input + (row as u64 * p.vocab as u64 + start as u64) * E::SIZE as u64;
+    let slice = Slice::<E>::load(addr, n, start);
+
+    let count = Scratch::new().word();
+    if tid == 0 {
+        count.set(0, 0);
+    }
+    sync_threads();
+
+    // 1. The k-th key.
+    let mut pass = 0;
+    let v = select(
+        &slice,
+        |key, _| key,
+        p.k,
+        E::KEY_BITS,
+        &mut pass,
+        p.chunks,
+        layout,
+    );
+    // 2. Which ties at it: all (the sort drops the extra ones) when they
+    //    fit, else the lowest indices. With `take_equal < ties` the select
+    //    resolved every key bit: the ties are the keys with `key & mask ==
+    //    prefix` (16-bit types: NaN's key has low bits set).
+    let all_fit = p.k - v.take_equal + v.ties <= layout.capacity;
+    let (tie_mask, tie_prefix) = if v.take_equal == v.ties || all_fit {
+        (0, 0)
+    } else {
+        let by_index = |key: u32, index: u32| {
+            if key & v.mask == v.prefix {
+                !index
+            } else {
+                0
+            }
+        };
+        let t = select(
+            &slice,
+            by_index,
+            v.take_equal,
+            32,
+            &mut pass,
+            p.chunks,
+            layout,
+        );
+        (t.mask, t.prefix)
+    };
+
+    // 3. Gather into block 0, one shared atomic per warp and vector slot.
+    let candidates = Shared::<u64>::dynamic(layout.candidates);
+    let (remote, remote_count) = (candidates.peer(0), count.peer(0));
+    slice.each(|key, index| {
+        let m = key & v.mask;
+        let keep = key != 0 && (m > v.prefix || (m == v.prefix && !index & tie_mask >= tie_prefix));
+        let kept = ballot(keep);
+        if kept != 0 {
+            let first = if lane() == 0 {
+                remote_count.fetch_add(0, kept.count_ones())
+            } else {
+                0
+            };
+            let first = shfl_idx(first, 0);
+            if keep {
+                let slot = first + (kept & lanemask_lt()).count_ones();
+                remote.set(slot, sort_word(key, index));
+            }
+        }
+    });
+    cluster_sync();
+    if rank != 0 {
+        return;
+    }
+    sort_desc(candidates, count.get(0));
+    let mut j = tid;
+    while j < p.k {
+        rows.emit(row, j, candidates.get(j));
+        j += block_dim();
+    }
+    if R::FINISHES {
+        sync_threads();
+        rows.finish(row);
+    }
+}
