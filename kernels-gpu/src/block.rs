@@ -7,8 +7,8 @@
 //! block has `MIN_THREADS..=MAX_THREADS` threads, a multiple of 32.
 
 use crate::device::{
-    ballot, block_dim, lane, lanemask_lt, match_any, shfl_up, shfl_xor, sync_threads, thread_idx,
-    warp, Shared,
+    ballot, block_dim, lane, lanemask_lt, match_any, shfl_idx, shfl_up, shfl_xor, sync_threads,
+    thread_idx, warp, Shared,
 };
 use crate::params::{smem, RADIX_BINS, RADIX_BITS};
 
@@ -199,6 +199,25 @@ pub fn radix_select<K: Keys>(
         // control words (before the next write to them, two barriers on).
         shift -= RADIX_BITS;
     }
+}
+
+/// Warp-aggregated append: the lanes with `keep` get consecutive slots, in
+/// lane order, of a buffer whose fill counter `reserve(n)` advances by `n`
+/// and returns the old value (called once, by lane 0, when any lane keeps).
+/// Every lane of the warp must call it.
+#[inline(always)]
+pub fn warp_append<F: FnOnce(u32) -> u32>(keep: bool, reserve: F) -> Option<u32> {
+    let kept = ballot(keep);
+    if kept == 0 {
+        return None;
+    }
+    let first = if lane() == 0 {
+        reserve(kept.count_ones())
+    } else {
+        0
+    };
+    let first = shfl_idx(first, 0);
+    keep.then(|| first + (kept & lanemask_lt()).count_ones())
 }
 
 /// One radix pass's choice ([`choose_digit`]).

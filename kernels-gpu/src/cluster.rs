@@ -26,10 +26,10 @@
 
 use core::marker::PhantomData;
 
-use crate::block::{choose_digit, histogram_add, sort_desc, Scratch};
+use crate::block::{choose_digit, histogram_add, sort_desc, warp_append, Scratch};
 use crate::device::{
-    ballot, block_dim, block_idx_y, cluster_rank, cluster_sync, lane, lanemask_lt, load_nc_v4,
-    shfl_idx, sync_threads, sync_warp, thread_idx, warp, Global, Shared,
+    block_dim, block_idx_y, cluster_rank, cluster_sync, lane, load_nc_v4, sync_threads, sync_warp,
+    thread_idx, warp, Global, Shared,
 };
 use crate::element::{sort_word, Element};
 use crate::kernel::Rows;
@@ -283,18 +283,8 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
     slice.each(|key, index| {
         let m = key & v.mask;
         let keep = key != 0 && (m > v.prefix || (m == v.prefix && !index & tie_mask >= tie_prefix));
-        let kept = ballot(keep);
-        if kept != 0 {
-            let first = if lane() == 0 {
-                remote_count.fetch_add(0, kept.count_ones())
-            } else {
-                0
-            };
-            let first = shfl_idx(first, 0);
-            if keep {
-                let slot = first + (kept & lanemask_lt()).count_ones();
-                remote.set(slot, sort_word(key, index));
-            }
+        if let Some(slot) = warp_append(keep, |n| remote_count.fetch_add(0, n)) {
+            remote.set(slot, sort_word(key, index));
         }
     });
     cluster_sync();

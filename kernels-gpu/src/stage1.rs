@@ -16,10 +16,8 @@
 //! 3. the candidates' sort words (key descending, index ascending: unique)
 //!    are sorted, and the first `min(k, n)` are the chunk's top k.
 
-use crate::block::{compact, radix_select, sort_desc, Scratch};
-use crate::device::{
-    ballot, block_dim, lane, lanemask_lt, shfl_idx, sync_threads, thread_idx, Shared,
-};
+use crate::block::{compact, radix_select, sort_desc, warp_append, Scratch};
+use crate::device::{block_dim, lane, sync_threads, thread_idx, Shared};
 use crate::element::{sort_word, Element};
 use crate::load::{load_chunk, Groups, Raw};
 use crate::params::{per_vector, Layout};
@@ -69,18 +67,8 @@ pub fn chunk_topk<E: Element>(addr: u64, n: u32, first_index: u32, k: u32, layou
         let e = first + item % per_vec;
         let key = if inside { raw.key::<E>(groups, e) } else { 0 };
         let keep = inside && key >= floor;
-        let kept = ballot(keep);
-        if kept != 0 {
-            let leader = if lane() == 0 {
-                count.fetch_add(0, kept.count_ones())
-            } else {
-                0
-            };
-            let start = shfl_idx(leader, 0);
-            if keep {
-                let slot = start + (kept & lanemask_lt()).count_ones();
-                candidates.set(slot, sort_word(key, first_index + e));
-            }
+        if let Some(slot) = warp_append(keep, |n| count.fetch_add(0, n)) {
+            candidates.set(slot, sort_word(key, first_index + e));
         }
         base += block_dim();
     }
