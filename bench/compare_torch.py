@@ -91,15 +91,22 @@ def run_ours(args, extra):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def seeded_logits(tmp, b, v, dtype):
+    """`torch.randn` logits [b, v] (seed 0) on the GPU, and the safetensors file holding them."""
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(b, v, generator=gen, device="cuda", dtype=dtype)
+    path = os.path.join(tmp, "logits.safetensors")
+    save_file({"logits": x.cpu().contiguous()}, path)
+    return x, path
+
+
 def compare_sampling(args, rows, dtype):
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (b, v, k) in enumerate(rows):
             print(f"# [{i + 1}/{len(rows)}] sample batch={b} vocab={v} top_k={k or 'None'}", file=sys.stderr, flush=True)
-            gen = torch.Generator(device="cuda").manual_seed(0)
-            x = torch.randn(b, v, generator=gen, device="cuda", dtype=dtype)
-            inp, out = os.path.join(tmp, "logits.safetensors"), os.path.join(tmp, "tokens.safetensors")
-            save_file({"logits": x.cpu().contiguous()}, inp)
+            x, inp = seeded_logits(tmp, b, v, dtype)
+            out = os.path.join(tmp, "tokens.safetensors")
             rng = torch.Generator(device="cuda").manual_seed(42)
             top_k = k if k > 0 else None
             for _ in range(10):
@@ -160,10 +167,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for i, (b, v, k) in enumerate(rows):
             print(f"# [{i + 1}/{len(rows)}] batch={b} vocab={v} k={k}", file=sys.stderr, flush=True)
-            gen = torch.Generator(device="cuda").manual_seed(0)
-            x = torch.randn(b, v, generator=gen, device="cuda", dtype=dtype)
-            inp, out = os.path.join(tmp, "logits.safetensors"), os.path.join(tmp, "topk.safetensors")
-            save_file({"logits": x.cpu().contiguous()}, inp)
+            x, inp = seeded_logits(tmp, b, v, dtype)
+            out = os.path.join(tmp, "topk.safetensors")
             eager_ms, graph_ms = time_torch(x, k, args.iters)
             tv, ti = torch.topk(x, k)
             proc = subprocess.run(

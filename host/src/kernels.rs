@@ -103,6 +103,12 @@ const TOPK_CLUSTER: usize = 3;
 const SAMPLE: usize = 6;
 const SAMPLE_CLUSTER: usize = 9;
 
+/// Whether [`KERNEL_NAMES`]`[function]` is a cluster kernel (launched in
+/// clusters of `grid.0` blocks).
+const fn is_cluster(function: usize) -> bool {
+    (function >= TOPK_CLUSTER && function < SAMPLE) || function >= SAMPLE_CLUSTER
+}
+
 /// `CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED` (CUDA 12; not in
 /// the CUDA 11 bindings of `cust`).
 const NON_PORTABLE_CLUSTER_SIZE_ALLOWED: i32 = 14;
@@ -197,7 +203,7 @@ impl Kernels {
         let sm_count = device.get_attribute(DeviceAttribute::MultiprocessorCount)? as u32;
         let mut functions = [std::ptr::null_mut(); KERNELS];
         let mut max_threads = [0; KERNELS];
-        for ((f, name), threads) in functions.iter_mut().zip(KERNEL_NAMES).zip(&mut max_threads) {
+        for (function, (f, name)) in functions.iter_mut().zip(KERNEL_NAMES).enumerate() {
             *f = module.get_function(name).map_err(Error::PtxLoad)?.to_raw();
             // SAFETY: `f` is a live function of `module`; the attribute only
             // raises the dynamic shared memory a launch may ask for.
@@ -217,8 +223,8 @@ impl Kernels {
                     *f,
                 )
             })?;
-            *threads = most as u32;
-            if name.contains("cluster") {
+            max_threads[function] = most as u32;
+            if is_cluster(function) {
                 // SAFETY: as above; allows clusters of up to 16 blocks
                 // (sm_90), which the planner asks for only when they fit.
                 driver("cuFuncSetAttribute", unsafe {
@@ -280,7 +286,7 @@ impl Kernels {
         params: &P,
     ) -> Result<()> {
         let mut args = [params as *const P as *mut c_void];
-        if (TOPK_CLUSTER..SAMPLE).contains(&function) || function >= SAMPLE_CLUSTER {
+        if is_cluster(function) {
             let mut cluster = LaunchAttribute {
                 id: LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION,
                 pad: 0,
