@@ -34,6 +34,45 @@ SAMPLE_ROWS = [(1, 50304, 50), (4, 50304, 50), (32, 50304, 50), (1, 50304, 200),
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
+BACK_TO_BACK = 20  # calls per graph of the back-to-back timing (as topk_benchmark's)
+
+
+def graph_ms(fn, iters, calls=1):
+    """GPU time per call of `fn` from CUDA-graph replays of a graph of `calls` calls."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(calls):
+            fn()
+    for _ in range(10):
+        g.replay()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        g.replay()
+    stop.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(stop) / (iters * calls)
+
+
+def device_context(iters):
+    """The floors of a graph-replayed kernel (a 1-element fill; one per
+    graph, and back-to-back) and the DRAM bandwidth of a plain 512 MiB
+    device-to-device copy (bytes read + written per second), measured like
+    the rows."""
+    tiny = torch.empty(1, device="cuda")
+    floor_ms = (graph_ms(lambda: tiny.fill_(0.0), iters), graph_ms(lambda: tiny.fill_(0.0), iters, BACK_TO_BACK))
+    n = 512 << 20
+    src, dst = torch.empty(n, dtype=torch.uint8, device="cuda"), torch.empty(n, dtype=torch.uint8, device="cuda")
+    copy_ms = graph_ms(lambda: dst.copy_(src), max(iters // 10, 10))
+    return floor_ms, 2 * n / (copy_ms * 1e-3) / 1e9
+
+
 def time_torch(x, k, iters):
     for _ in range(10):
         torch.topk(x, k)
@@ -44,25 +83,7 @@ def time_torch(x, k, iters):
         torch.cuda.synchronize()
     eager_ms = (time.perf_counter() - t0) * 1e3 / iters
 
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
-            torch.topk(x, k)
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        torch.topk(x, k)
-    for _ in range(10):
-        g.replay()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        g.replay()
-    stop.record()
-    torch.cuda.synchronize()
-    graph_ms = start.elapsed_time(stop) / iters
-    return eager_ms, graph_ms
+    return eager_ms, graph_ms(lambda: torch.topk(x, k), iters), graph_ms(lambda: torch.topk(x, k), iters, BACK_TO_BACK)
 
 
 @torch.inference_mode()
@@ -129,18 +150,18 @@ def compare_sampling(args, rows, dtype):
             run_ours(args, common + ["--temperature", "0", "--output", out])
             greedy_equal = bool(torch.equal(load_file(out)["tokens"].cuda(), torch.argmax(x, dim=-1)))
             row = dict(mode="sample", batch=b, vocab=v, k=k, dtype=args.dtype, torch_e2e_ms=torch_e2e,
-                       torch_gpu_ms=torch_gpu, ours_e2e_ms=ours["e2e_ms"], ours_gpu_ms=ours["gpu_ms"],
+                       torch_gpu_ms=torch_gpu, ours_e2e_ms=ours["e2e_ms"], ours_gpu_ms=ours["gpu_ms"], ours_b2b_ms=ours["gpu_b2b_ms"],
                        greedy_equal=greedy_equal)
             results.append(row)
             if args.json_out:
                 with open(args.json_out, "a") as f:
                     f.write(json.dumps(row) + "\n")
     print()
-    print("| Batch | Vocab | top_k | dtype | nanochat torch end-to-end (ms) | torch GPU, eager events (ms) | streamtopk sampler end-to-end (ms) | streamtopk sampler GPU (ms) | Speedup end-to-end | Speedup GPU | greedy = torch.argmax |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| Batch | Vocab | top_k | dtype | nanochat torch end-to-end (ms) | torch GPU, eager events (ms) | streamtopk sampler end-to-end (ms) | streamtopk sampler GPU (ms) | streamtopk sampler GPU back-to-back (ms) | Speedup end-to-end | Speedup GPU | greedy = torch.argmax |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['batch']} | {r['vocab']:,} | {r['k'] or 'None'} | {r['dtype']} | {r['torch_e2e_ms']:.4f} | {r['torch_gpu_ms']:.4f} | "
-              f"{r['ours_e2e_ms']:.4f} | {r['ours_gpu_ms']:.4f} | {r['torch_e2e_ms'] / r['ours_e2e_ms']:.1f}x | "
+              f"{r['ours_e2e_ms']:.4f} | {r['ours_gpu_ms']:.4f} | {r['ours_b2b_ms']:.4f} | {r['torch_e2e_ms'] / r['ours_e2e_ms']:.1f}x | "
               f"{r['torch_gpu_ms'] / r['ours_gpu_ms']:.1f}x | {r['greedy_equal']} |")
     bad = [r for r in results if not r["greedy_equal"]]
     print(f"\ngreedy rows equal to torch.argmax: {len(results) - len(bad)}/{len(results)}")
@@ -163,13 +184,16 @@ def main():
     if args.sample:
         return compare_sampling(args, rows, dtype)
 
+    floor_ms, copy_gbps = device_context(args.iters)
+    floor = f"one-kernel graph replay floor {floor_ms[0]:.4f} ms (back-to-back {floor_ms[1]:.4f} ms); plain copy (512 MiB, read + write) {copy_gbps:.0f} GB/s"
+    print(f"# {floor}", flush=True)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (b, v, k) in enumerate(rows):
             print(f"# [{i + 1}/{len(rows)}] batch={b} vocab={v} k={k}", file=sys.stderr, flush=True)
             x, inp = seeded_logits(tmp, b, v, dtype)
             out = os.path.join(tmp, "topk.safetensors")
-            eager_ms, graph_ms = time_torch(x, k, args.iters)
+            eager_ms, torch_graph_ms, torch_b2b_ms = time_torch(x, k, args.iters)
             tv, ti = torch.topk(x, k)
             proc = subprocess.run(
                 [args.bin, "--input", inp, "--output", out, "--top-k", str(k), "--iters", str(args.iters), "--json", "--profile"],
@@ -185,8 +209,9 @@ def main():
             max_diff = float(torch.where(both_nan, torch.zeros_like(diff), diff).max())
             idx_equal = bool(torch.equal(oi, ti))
             gbps = b * v * x.element_size() / (ours["gpu_ms"] * 1e-3) / 1e9
-            row = dict(batch=b, vocab=v, k=k, dtype=args.dtype, torch_eager_ms=eager_ms, torch_graph_ms=graph_ms,
-                       ours_e2e_ms=ours["e2e_ms"], ours_gpu_ms=ours["gpu_ms"], stage1_ms=ours.get("stage1_ms"),
+            row = dict(batch=b, vocab=v, k=k, dtype=args.dtype, torch_eager_ms=eager_ms, torch_graph_ms=torch_graph_ms,
+                       torch_b2b_ms=torch_b2b_ms, ours_e2e_ms=ours["e2e_ms"], ours_gpu_ms=ours["gpu_ms"],
+                       ours_b2b_ms=ours["gpu_b2b_ms"], stage1_ms=ours.get("stage1_ms"),
                        stage2_ms=ours.get("stage2_ms"), max_diff=max_diff, indices_equal=idx_equal, gbps=gbps,
                        chunks=ours["chunks"], pool=ours["pool"])
             results.append(row)
@@ -195,16 +220,21 @@ def main():
                     f.write(json.dumps(row) + "\n")
 
     print()
-    print("| Batch | Vocab | Top-k | dtype | torch eager (ms) | torch graph GPU (ms) | streamtopk end-to-end (ms) | streamtopk GPU (ms) | Speedup GPU (torch graph / ours) | Speedup end-to-end (torch eager / ours) | stage-2 share | read GB/s | max \\|diff\\| | indices equal |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| Batch | Vocab | Top-k | dtype | torch eager (ms) | torch graph GPU (ms) | torch GPU back-to-back (ms) | streamtopk end-to-end (ms) | streamtopk GPU (ms) | streamtopk GPU back-to-back (ms) | Speedup GPU (torch graph / ours) | Speedup GPU back-to-back | Speedup end-to-end (torch eager / ours) | stage-2 share | read GB/s | max \\|diff\\| | indices equal |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         share = r["stage2_ms"] / (r["stage1_ms"] + r["stage2_ms"]) if r["stage1_ms"] else float("nan")
         print(f"| {r['batch']} | {r['vocab']:,} | {r['k']} | {r['dtype']} | {r['torch_eager_ms']:.4f} | {r['torch_graph_ms']:.4f} | "
-              f"{r['ours_e2e_ms']:.4f} | {r['ours_gpu_ms']:.4f} | {r['torch_graph_ms'] / r['ours_gpu_ms']:.2f}x | "
+              f"{r['torch_b2b_ms']:.4f} | {r['ours_e2e_ms']:.4f} | {r['ours_gpu_ms']:.4f} | {r['ours_b2b_ms']:.4f} | "
+              f"{r['torch_graph_ms'] / r['ours_gpu_ms']:.2f}x | {r['torch_b2b_ms'] / r['ours_b2b_ms']:.2f}x | "
               f"{r['torch_eager_ms'] / r['ours_e2e_ms']:.2f}x | {100 * share:.0f}% | {r['gbps']:.0f} | {r['max_diff']:.3e} | {r['indices_equal']} |")
     bad = [r for r in results if r["max_diff"] != 0 or not r["indices_equal"]]
     slower = [r for r in results if r["ours_gpu_ms"] >= r["torch_graph_ms"]]
     print(f"\nexact rows: {len(results) - len(bad)}/{len(results)}; faster than torch (GPU): {len(results) - len(slower)}/{len(results)}")
+    print(floor)
+    for r in results:
+        if r["batch"] * r["vocab"] * torch.empty(0, dtype=dtype).element_size() >= 32 << 20:
+            print(f"  {r['batch']}x{r['vocab']} k={r['k']}: reads at {r['gbps']:.0f} GB/s = {100 * r['gbps'] / copy_gbps:.0f}% of the copy's")
     return 1 if bad else 0
 
 

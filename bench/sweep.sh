@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 targets=${TARGETS:-"1 100 250 500 1000 2000 4000"}
-echo "| batch | vocab | k | plan | blocks x len | threads | GPU ms |"
-echo "|---|---|---|---|---|---|---|"
+echo "| batch | vocab | k | plan | blocks x len | threads | GPU ms | GPU back-to-back ms |"
+echo "|---|---|---|---|---|---|---|---|"
 for shape in "$@"; do
     IFS=, read -r b v k <<<"$shape"
     if [ -n "${CLUSTERS:-}" ]; then

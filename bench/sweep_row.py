@@ -5,4 +5,4 @@ import sys
 
 d = json.load(sys.stdin)
 body = "cluster" if d.get("cluster") else "chunked"
-print(f"| {d['batch']} | {d['vocab']} | {d['k']} | {sys.argv[1]} ({body}) | {d['chunks']} x {d['chunk_len']} | {d['threads']} | {d['gpu_ms']:.4f} |")
+print(f"| {d['batch']} | {d['vocab']} | {d['k']} | {sys.argv[1]} ({body}) | {d['chunks']} x {d['chunk_len']} | {d['threads']} | {d['gpu_ms']:.4f} | {d['gpu_b2b_ms']:.4f} |")

@@ -371,17 +371,27 @@ fn loading_without_a_gpu_is_a_clean_error() {
 #[test]
 fn default_plan_follows_the_sweep() {
     let chunks = |b, v, k| TopKConfig::new(b, v, k).plan().unwrap().chunks;
-    assert_eq!(chunks(1, 50304, 50), 5);
-    assert_eq!(chunks(1, 50304, 200), 5);
+    assert_eq!(chunks(16, 50304, 50), 5);
+    assert_eq!(chunks(32, 50304, 200), 5);
     assert_eq!(chunks(64, 151936, 1024), 5);
     assert_eq!(chunks(256, 262144, 50), 22);
-    // Batches of up to 4 rows of 150,000 or more: a 16-block cluster per row.
+    // A cluster per row: batches of up to 8 rows of 16,384 or more, up to 16
+    // of 150,000 or more; 16 blocks of 512 threads (8 blocks for k in
+    // 129..=256, and for rows short enough to give each thread one vector).
     let plan = |b, v, k| TopKConfig::new(b, v, k).plan().unwrap();
-    for (b, v, k) in [(1, 262144, 50), (4, 151936, 1024), (1, 262144, 2048)] {
+    for (b, v, k, blocks) in [
+        (1, 50304, 50, 16),
+        (8, 50304, 100, 16),
+        (1, 50304, 200, 8),
+        (1, 32000, 50, 8),
+        (1, 262144, 50, 16),
+        (16, 151936, 1024, 16),
+        (1, 262144, 2048, 16),
+    ] {
         let p = plan(b, v, k);
-        assert!(p.cluster && p.chunks == 16 && p.threads == 768, "{p:?}");
+        assert!(p.cluster && p.chunks == blocks && p.threads == 512, "{p:?}");
     }
-    for (b, v, k) in [(5, 262144, 50), (1, 128256, 50), (1, 50304, 200)] {
+    for (b, v, k) in [(9, 50304, 50), (17, 262144, 50), (1, 16000, 50), (2, 1000, 10)] {
         assert!(!plan(b, v, k).cluster, "{b}x{v} k={k}");
     }
     // f32 rows of 262,144 do not fit 16 blocks' registers.

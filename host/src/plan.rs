@@ -36,13 +36,17 @@ pub const MAX_BATCH: usize = 65_535;
 /// `BLOCKS,THREADS` (blocks per cluster, threads per block) for sweeps.
 pub const CLUSTER_ENV: &str = "STREAMTOPK_CLUSTER";
 /// The default plan uses the cluster body for batches up to this ...
-pub const CLUSTER_MAX_BATCH: usize = 4;
-/// ... of rows at least this long (BENCHMARKS.md, v5: below it, or at
-/// larger batches, the chunked body measured faster).
-pub const CLUSTER_MIN_VOCAB: usize = 150_000;
+pub const CLUSTER_MAX_BATCH: usize = 8;
+/// ... of rows at least this long, ...
+pub const CLUSTER_MIN_VOCAB: usize = 16_384;
+/// ... and for batches up to this of rows at least [`CLUSTER_LONG_VOCAB`]
+/// long (BENCHMARKS.md, v6: elsewhere the chunked body measured faster).
+pub const CLUSTER_LONG_MAX_BATCH: usize = 16;
+/// See [`CLUSTER_LONG_MAX_BATCH`].
+pub const CLUSTER_LONG_VOCAB: usize = 150_000;
 /// Threads per block of the default cluster plan (measured best of 256,
-/// 512, 768 at 16 blocks).
-pub const CLUSTER_THREADS: u32 = 768;
+/// 512, 640 at 16 blocks; BENCHMARKS.md v6).
+pub const CLUSTER_THREADS: u32 = 512;
 
 /// What a device allows a launch (from the driver; [`Limits::SM90`]
 /// without a device).
@@ -57,10 +61,10 @@ pub struct Limits {
 
 impl Limits {
     /// An H100 SXM, with the cluster blocks ptxas allows the 16-bit types
-    /// (72 registers: 896 threads).
+    /// (up to 96 registers: 672 threads).
     pub const SM90: Limits = Limits {
         smem: SM90_SMEM_LIMIT,
-        cluster_threads: 896,
+        cluster_threads: 672,
     };
 }
 
@@ -167,13 +171,27 @@ impl Plan {
         (cluster_fits(chunk_len, size, threads) && plan.smem() <= smem_limit).then_some(plan)
     }
 
+    /// Whether the default plan for batches of up to `max_batch` rows of
+    /// `vocab` is a cluster per row (measured, BENCHMARKS.md v6).
+    pub fn prefers_cluster(max_batch: usize, vocab: usize) -> bool {
+        vocab >= CLUSTER_MIN_VOCAB
+            && (max_batch <= CLUSTER_MAX_BATCH
+                || (max_batch <= CLUSTER_LONG_MAX_BATCH && vocab >= CLUSTER_LONG_VOCAB))
+    }
+
     /// The default cluster plan: [`CLUSTER_THREADS`] (or the most the
-    /// kernel allows) threads, and the fewest blocks (a power of two) that
-    /// leave each thread one 16-byte vector, else the fewest that fit.
+    /// kernel allows) threads, and the fewest blocks (a power of two, 8 to
+    /// 16) that leave each thread one 16-byte vector, else the fewest that
+    /// fit. For `128 < k <= 256` 8 blocks: fewer, longer blocks filter fewer
+    /// candidates (at most 256 sort by rank; measured faster).
     pub fn auto_cluster(vocab: u32, k: u32, size: u32, limits: &Limits) -> Option<Plan> {
         let threads = (limits.cluster_threads.min(CLUSTER_THREADS) / 32 * 32).max(MIN_THREADS);
         let one_vector = vocab.div_ceil(threads * per_vector(size));
-        let blocks = one_vector.next_power_of_two().min(MAX_CLUSTER);
+        let blocks = if (129..=256).contains(&k) {
+            8
+        } else {
+            one_vector.next_power_of_two().clamp(8, MAX_CLUSTER)
+        };
         (blocks..=MAX_CLUSTER).find_map(|b| Plan::cluster(vocab, k, size, b, threads, limits.smem))
     }
 

@@ -11,8 +11,7 @@ use streamtopk_kernels::params::{mode, TopKParams};
 use crate::error::{Error, Result};
 use crate::kernels::{Kernels, Logit};
 use crate::plan::{
-    auto_target_pool, Limits, Plan, CLUSTER_ENV, CLUSTER_MAX_BATCH, CLUSTER_MIN_VOCAB, MAX_BATCH,
-    MAX_K, MAX_VOCAB, TARGET_POOL_ENV,
+    auto_target_pool, Limits, Plan, CLUSTER_ENV, MAX_BATCH, MAX_K, MAX_VOCAB, TARGET_POOL_ENV,
 };
 
 /// Shape of the work a [`TopK`] is built for.
@@ -55,8 +54,7 @@ impl TopKConfig {
 
     /// The cluster-per-row plan for a device with `limits`, leaving `extra`
     /// bytes of shared memory to the caller, if `$STREAMTOPK_CLUSTER` (or,
-    /// unset, the shape: at most [`CLUSTER_MAX_BATCH`] rows of at least
-    /// [`CLUSTER_MIN_VOCAB`]) asks for one and it fits. A config with a `target_pool` (a
+    /// unset, the shape: [`Plan::prefers_cluster`]) asks for one and it fits. A config with a `target_pool` (a
     /// chunking) gets none. The config must be valid.
     pub(crate) fn cluster_plan(&self, limits: &Limits, extra: u32) -> Option<Plan> {
         if self.target_pool.is_some() {
@@ -77,7 +75,7 @@ impl TopKConfig {
                 (threads <= limits.cluster_threads).then_some(())?;
                 Plan::cluster(vocab, k, size, blocks, threads, smem)
             }
-            None if self.max_batch <= CLUSTER_MAX_BATCH && self.vocab >= CLUSTER_MIN_VOCAB => {
+            None if Plan::prefers_cluster(self.max_batch, self.vocab) => {
                 Plan::auto_cluster(vocab, k, size, &Limits { smem, ..*limits })
             }
             None => None,

@@ -25,6 +25,14 @@ impl Keys for Shared<u32> {
     }
 }
 
+/// The keys of sort words ([`crate::element::sort_word`]).
+impl Keys for Shared<u64> {
+    #[inline(always)]
+    fn key(self, i: u32) -> u32 {
+        (self.get(i) >> 32) as u32
+    }
+}
+
 /// The block's scratch header in dynamic shared memory.
 #[derive(Clone, Copy)]
 pub struct Scratch {
@@ -254,16 +262,23 @@ pub fn choose_digit(scratch: Scratch, count: u32, remaining: u32) -> Digit {
     }
 }
 
-/// Sum of `v` over the warp.
+/// `v` folded over the lanes of the warp with the associative,
+/// commutative `op`, returned to every lane.
 #[inline(always)]
-fn warp_sum(v: u32) -> u32 {
+pub fn warp_fold<F: Fn(u32, u32) -> u32>(v: u32, op: F) -> u32 {
     let mut x = v;
     let mut m = 16;
     while m > 0 {
-        x += shfl_xor(x, m);
+        x = op(x, shfl_xor(x, m));
         m >>= 1;
     }
     x
+}
+
+/// Sum of `v` over the warp.
+#[inline(always)]
+fn warp_sum(v: u32) -> u32 {
+    warp_fold(v, |a, b| a + b)
 }
 
 /// Ordered compaction: calls `emit(position, slot, key)` for every selected
@@ -346,7 +361,7 @@ pub fn compact<K: Keys, F: FnMut(u32, u32, u32)>(
 }
 
 /// Most words [`sort_desc`] sorts by counting ranks.
-const RANK_SORT_MAX: u32 = 256;
+pub const RANK_SORT_MAX: u32 = 256;
 
 /// Sorts the `n` distinct words `buf[0..n]` descending. Up to
 /// `RANK_SORT_MAX` (and the block size) by rank: each thread counts the

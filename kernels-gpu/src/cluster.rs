@@ -11,22 +11,33 @@
 //!   [`Rows`] keeps after it;
 //! - the row's top k go to [`Rows::emit`] in block 0, torch.topk's order.
 //!
-//! 1. Radix select of the row's k-th key over the cluster: each pass counts
-//!    one 8-bit digit of the block's keys into per-warp histograms (logits
-//!    crowd into a few bins of the top digit: one histogram per block
-//!    serialises every warp's atomics), sums them into the block's
-//!    histogram of that pass; after a cluster barrier every block sums the
-//!    cluster's histograms through distributed shared memory and picks the
-//!    same digit.
-//! 2. If more keys tie at the k-th than the candidate buffer has room for,
-//!    a second select over the ties' inverted indices keeps the lowest.
-//! 3. Each block appends the sort words of its selected elements to block
-//!    0's candidate buffer (distributed shared memory); after a cluster
-//!    barrier the other blocks exit and block 0 sorts the candidates.
+//! 1. Filter bound: each block radix-selects the `ceil(k / C)`-th largest
+//!    of its threads' largest keys (block-local, one key per thread); its
+//!    top digits are a bound with at least that many of the block's
+//!    elements at or above it, so the smallest of the cluster's `C` bounds
+//!    (read through distributed shared memory) has at least `k` of the row's
+//!    elements at or above it: it is at or below the row's k-th key.
+//! 2. Every block appends the sort words of its elements at or above the
+//!    bound to block 0's candidate buffer (distributed shared memory; on
+//!    logits, 2-3k of them). If they fit (the usual case), go to 5.
+//! 3. Else (heavy ties, adversarial rows) the exact select: each pass
+//!    counts one 8-bit digit of the block's keys into per-warp histograms
+//!    (logits crowd into a few bins of the top digit), sums them into the
+//!    block's histogram of that pass; after a cluster barrier every block
+//!    sums the cluster's histograms through distributed shared memory and
+//!    picks the same digit. If more keys tie at the k-th than the buffer
+//!    has room for, a second select over the ties' inverted indices keeps
+//!    the lowest.
+//! 4. Every block appends its selected elements to block 0's buffer anew.
+//! 5. After a cluster barrier the other blocks exit and block 0 sorts the
+//!    candidates; the first k are the row's top k.
 
 use core::marker::PhantomData;
 
-use crate::block::{choose_digit, histogram_add, sort_desc, warp_append, Scratch};
+use crate::block::{
+    choose_digit, histogram_add, radix_select, sort_desc, warp_append, warp_fold, Scratch,
+    RANK_SORT_MAX,
+};
 use crate::device::{
     block_dim, block_idx_y, cluster_rank, cluster_sync, lane, load_nc_v4, sync_threads, sync_warp,
     thread_idx, warp, Global, Shared,
@@ -215,6 +226,66 @@ fn select<E: Element, V: Fn(u32, u32) -> u32>(
     }
 }
 
+/// Word offsets in [`ClusterLayout::words`].
+const BOUND: u32 = 0;
+const FILTERED: u32 = 1;
+const EXACT: u32 = 2;
+
+/// A key at or below the row's k-th largest (1.). Every thread of every
+/// block of the cluster must call it; contains a cluster barrier.
+#[inline(always)]
+fn filter_bound<E: Element>(slice: &Slice<E>, k: u32, blocks: u32, layout: &ClusterLayout) -> u32 {
+    let maxima = Shared::<u32>::dynamic(layout.maxima);
+    let mut top = 0;
+    slice.each(|key, _| top = if key > top { key } else { top });
+    maxima.set(thread_idx(), top);
+    let sel = radix_select(
+        Scratch::new(),
+        maxima,
+        block_dim(),
+        k.div_ceil(blocks),
+        E::KEY_BITS,
+    );
+    let words = Shared::<u32>::dynamic(layout.words);
+    if thread_idx() == 0 {
+        words.set(BOUND, sel.prefix);
+    }
+    cluster_sync();
+    // Each warp reads the cluster's bounds, one lane a block.
+    let own = if lane() < blocks {
+        words.peer(lane()).get(BOUND)
+    } else {
+        u32::MAX
+    };
+    warp_fold(own, |a, b| if a < b { a } else { b })
+}
+
+/// Appends the sort words of the slice's elements that `keep(key, index)`
+/// (never a position without an element, key 0) to block 0's candidates,
+/// counting them in block 0's word `counter`; returns the count after a
+/// cluster barrier (every block reads it). Slots past the capacity are not
+/// written. Every thread of every block of the cluster must call it.
+#[inline(always)]
+fn gather<E: Element, K: Fn(u32, u32) -> bool>(
+    slice: &Slice<E>,
+    keep: K,
+    counter: u32,
+    layout: &ClusterLayout,
+) -> u32 {
+    let candidates = Shared::<u64>::dynamic(layout.candidates).peer(0);
+    let count = Shared::<u32>::dynamic(layout.words).peer(0);
+    slice.each(|key, index| {
+        let kept = key != 0 && keep(key, index);
+        if let Some(slot) = warp_append(kept, |n| count.fetch_add(counter, n)) {
+            if slot < layout.capacity {
+                candidates.set(slot, sort_word(key, index));
+            }
+        }
+    });
+    cluster_sync();
+    count.get(counter)
+}
+
 /// The cluster kernels' body (see the module doc), handing row `blockIdx.y`'s
 /// top k to `rows` in block 0.
 #[inline(always)]
@@ -232,17 +303,84 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
     };
     let addr = p.input + (row as u64 * p.vocab as u64 + start as u64) * E::SIZE as u64;
     let slice = Slice::<E>::load(addr, n, start);
-
-    let count = Scratch::new().word();
+    let words = Shared::<u32>::dynamic(layout.words);
     if tid == 0 {
+        words.set(FILTERED, 0);
+        words.set(EXACT, 0);
+    }
+
+    // 1.-2. Every element at or above the bound (the first barrier of the
+    //    select orders the counters' reset before any append).
+    let bound = filter_bound(&slice, p.k, p.chunks, layout);
+    let mut found = gather(&slice, |key, _| key >= bound, FILTERED, layout);
+
+    if found > layout.capacity {
+        // Loaded anew (from L2): the fast path's registers stay free of it.
+        found = exact(&Slice::<E>::load(addr, n, start), p, layout);
+    }
+    if rank != 0 {
+        return;
+    }
+    // 5. Block 0 sorts the candidates and emits the first k.
+    let (candidates, found) =
+        shortlist::<E>(Shared::dynamic(layout.candidates), found, p.k, layout);
+    sort_desc(candidates, found);
+    let mut j = tid;
+    while j < p.k {
+        rows.emit(row, j, candidates.get(j));
+        j += block_dim();
+    }
+    if R::FINISHES {
+        sync_threads();
+        rows.finish(row);
+    }
+}
+
+/// Block 0's `found` candidates narrowed for the sort: when there are more
+/// than a rank sort takes and `k` is not, a block radix select of the k-th
+/// key and a copy of the candidates at or above it (all its ties) to the
+/// warp histograms' room. Block-wide; the candidates must be behind a
+/// barrier.
+#[inline(always)]
+fn shortlist<E: Element>(
+    candidates: Shared<u64>,
+    found: u32,
+    k: u32,
+    layout: &ClusterLayout,
+) -> (Shared<u64>, u32) {
+    if found <= RANK_SORT_MAX || k > RANK_SORT_MAX {
+        return (candidates, found);
+    }
+    let sel = radix_select(Scratch::new(), candidates, found, k, E::KEY_BITS);
+    let (out, count) = (
+        Shared::<u64>::dynamic(layout.warp_hist),
+        Scratch::new().word(),
+    );
+    if thread_idx() == 0 {
         count.set(0, 0);
     }
     sync_threads();
+    let mut i = thread_idx();
+    while i < found.next_multiple_of(32) {
+        let word = if i < found { candidates.get(i) } else { 0 };
+        let keep = i < found && (word >> 32) as u32 & sel.mask >= sel.prefix;
+        if let Some(slot) = warp_append(keep, |n| count.fetch_add(0, n)) {
+            out.set(slot, word);
+        }
+        i += block_dim();
+    }
+    sync_threads();
+    (out, count.get(0))
+}
 
-    // 1. The k-th key.
+/// 3.-4. The exact select and its gather, when the filter kept more than
+/// the candidate buffer holds: returns the count gathered (at most the
+/// capacity). Every thread of every block of the cluster must call it.
+#[inline(always)]
+fn exact<E: Element>(slice: &Slice<E>, p: &TopKParams, layout: &ClusterLayout) -> u32 {
     let mut pass = 0;
     let v = select(
-        &slice,
+        slice,
         |key, _| key,
         p.k,
         E::KEY_BITS,
@@ -250,10 +388,10 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
         p.chunks,
         layout,
     );
-    // 2. Which ties at it: all (the sort drops the extra ones) when they
-    //    fit, else the lowest indices. With `take_equal < ties` the select
-    //    resolved every key bit: the ties are the keys with `key & mask ==
-    //    prefix` (16-bit types: NaN's key has low bits set).
+    // Which ties at the k-th key: all (the sort drops the extra ones) when
+    // they fit, else the lowest indices. With `take_equal < ties` the select
+    // resolved every key bit: the ties are the keys with `key & mask ==
+    // prefix` (16-bit types: NaN's key has low bits set).
     let all_fit = p.k - v.take_equal + v.ties <= layout.capacity;
     let (tie_mask, tie_prefix) = if v.take_equal == v.ties || all_fit {
         (0, 0)
@@ -266,7 +404,7 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
             }
         };
         let t = select(
-            &slice,
+            slice,
             by_index,
             v.take_equal,
             32,
@@ -276,29 +414,9 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
         );
         (t.mask, t.prefix)
     };
-
-    // 3. Gather into block 0, one shared atomic per warp and vector slot.
-    let candidates = Shared::<u64>::dynamic(layout.candidates);
-    let (remote, remote_count) = (candidates.peer(0), count.peer(0));
-    slice.each(|key, index| {
+    let keep = |key: u32, index: u32| {
         let m = key & v.mask;
-        let keep = key != 0 && (m > v.prefix || (m == v.prefix && !index & tie_mask >= tie_prefix));
-        if let Some(slot) = warp_append(keep, |n| remote_count.fetch_add(0, n)) {
-            remote.set(slot, sort_word(key, index));
-        }
-    });
-    cluster_sync();
-    if rank != 0 {
-        return;
-    }
-    sort_desc(candidates, count.get(0));
-    let mut j = tid;
-    while j < p.k {
-        rows.emit(row, j, candidates.get(j));
-        j += block_dim();
-    }
-    if R::FINISHES {
-        sync_threads();
-        rows.finish(row);
-    }
+        m > v.prefix || (m == v.prefix && !index & tie_mask >= tie_prefix)
+    };
+    gather(slice, keep, EXACT, layout)
 }

@@ -330,6 +330,16 @@ impl Peer<u32> {
         v
     }
 
+    /// Store `v` at element `i` (`st.shared::cluster`).
+    #[inline(always)]
+    pub fn set(self, i: u32, v: u32) {
+        // SAFETY: in bounds as the `Shared` it maps; each index is written by
+        // one thread, read after a cluster barrier.
+        unsafe {
+            asm!("st.shared::cluster.u32 [{p}], {v};", p = in(reg64) self.addr + 4 * i as u64, v = in(reg32) v, options(nostack));
+        }
+    }
+
     /// `self[i] += v` atomically, returning the old value.
     #[inline(always)]
     pub fn fetch_add(self, i: u32, v: u32) -> u32 {

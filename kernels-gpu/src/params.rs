@@ -153,23 +153,28 @@ pub const fn cluster_fits(chunk_len: u32, size: u32, threads: u32) -> bool {
     (chunk_len + per_vec - 1).div_ceil(per_vec) <= threads * CLUSTER_VECTORS
 }
 
-/// Most candidates the cluster kernel gathers for a top `k`: a multiple of
-/// k (room for ties at the k-th key before an index select is needed), a
-/// power of two for the bitonic sort.
+/// Most candidates the cluster kernel gathers for a top `k`: room for the
+/// elements at or above the filter bound (typically 2-3k, see
+/// [`crate::cluster`]) and for ties at the k-th key before an index select
+/// is needed; a power of two for the bitonic sort.
 pub const fn cluster_capacity(k: u32) -> u32 {
-    let room = 2 * k;
-    let room = if room < 64 { 64 } else { room };
+    let room = 4 * k;
+    let room = if room < 512 { 512 } else { room };
     room.next_power_of_two()
 }
 
 /// Byte offsets in the dynamic shared memory of the cluster kernels
 /// ([`TopKParams`] with `chunks` = cluster size), after the scratch header:
 /// one radix histogram per warp (the counting pass's), one per pass (the
-/// block's sums, read by the cluster), then block 0's candidates.
+/// block's sums, read by the cluster), each thread's largest key, three
+/// words (the block's filter bound, block 0's fill counters of the filter's
+/// and of the exact select's gathers), then block 0's candidates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClusterLayout {
     pub warp_hist: u32,
     pub hist: u32,
+    pub maxima: u32,
+    pub words: u32,
     pub candidates: u32,
     pub capacity: u32,
     pub bytes: u32,
@@ -179,11 +184,15 @@ impl ClusterLayout {
     pub const fn new(k: u32) -> ClusterLayout {
         let warp_hist = smem::HEADER_BYTES;
         let hist = warp_hist + 4 * RADIX_BINS * MAX_WARPS;
-        let candidates = hist + 4 * RADIX_BINS * CLUSTER_PASSES;
+        let maxima = hist + 4 * RADIX_BINS * CLUSTER_PASSES;
+        let words = maxima + 4 * MAX_THREADS;
+        let candidates = (words + 12).next_multiple_of(16);
         let capacity = cluster_capacity(k);
         ClusterLayout {
             warp_hist,
             hist,
+            maxima,
+            words,
             candidates,
             capacity,
             bytes: candidates + 8 * capacity,

@@ -72,8 +72,7 @@ struct Args {
 }
 
 struct Timing {
-    gpu_ms: f64,
-    e2e_ms: f64,
+    times: Times,
     stages_ms: Option<[f64; 2]>,
 }
 
@@ -145,19 +144,29 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-/// Per-call GPU time (CUDA-graph replays of one call, as the torch column
-/// measures it) and end-to-end time (call + synchronise) of `call`, after
-/// `--warmup` untimed calls.
-fn time_calls(
+/// Calls captured in the graph that times back-to-back calls.
+const BACK_TO_BACK: usize = 20;
+
+/// Per-call times of `call`, after `--warmup` untimed calls.
+struct Times {
+    /// CUDA-graph replays of a graph of one call (as the torch column
+    /// measures it): includes the host's graph-launch rate.
+    gpu_ms: f64,
+    /// CUDA-graph replays of a graph of [`BACK_TO_BACK`] calls, per call:
+    /// the GPU's time per call, host launch overhead amortised.
+    b2b_ms: f64,
+    /// A plain loop of call + synchronise.
+    e2e_ms: f64,
+}
+
+/// GPU time per call from `--iters` replays of a graph of `calls` calls.
+fn replay_ms(
     args: &Args,
     stream: &Stream,
-    mut call: impl FnMut(&Stream) -> streamtopk::Result<()>,
-) -> Result<(f64, f64), Box<dyn std::error::Error>> {
-    for _ in 0..args.warmup {
-        call(stream)?;
-    }
-    stream.synchronize()?;
-    let graph = Graph::capture(stream, &mut call)?;
+    calls: usize,
+    call: &mut impl FnMut(&Stream) -> streamtopk::Result<()>,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let graph = Graph::capture(stream, |s| (0..calls).try_for_each(|_| call(s)))?;
     for _ in 0..args.warmup {
         graph.launch(stream)?;
     }
@@ -171,14 +180,31 @@ fn time_calls(
     }
     stop.record(stream)?;
     stop.synchronize()?;
-    let gpu_ms = stop.elapsed_time_f32(&start)? as f64 / args.iters as f64;
-    drop(graph);
+    Ok(stop.elapsed_time_f32(&start)? as f64 / (args.iters * calls) as f64)
+}
+
+/// The [`Times`] of `call`.
+fn time_calls(
+    args: &Args,
+    stream: &Stream,
+    mut call: impl FnMut(&Stream) -> streamtopk::Result<()>,
+) -> Result<Times, Box<dyn std::error::Error>> {
+    for _ in 0..args.warmup {
+        call(stream)?;
+    }
+    stream.synchronize()?;
+    let gpu_ms = replay_ms(args, stream, 1, &mut call)?;
+    let b2b_ms = replay_ms(args, stream, BACK_TO_BACK, &mut call)?;
     let t0 = Instant::now();
     for _ in 0..args.iters {
         call(stream)?;
         stream.synchronize()?;
     }
-    Ok((gpu_ms, t0.elapsed().as_secs_f64() * 1e3 / args.iters as f64))
+    Ok(Times {
+        gpu_ms,
+        b2b_ms,
+        e2e_ms: t0.elapsed().as_secs_f64() * 1e3 / args.iters as f64,
+    })
 }
 
 /// GPU time (graph replay) and end-to-end time of the fused sampler.
@@ -196,7 +222,11 @@ fn bench_sample<T: Logit>(
     let params = sampler.params(&vec![row; batch])?;
     let input = DeviceBuffer::from_slice(host)?;
     let mut tokens = DeviceBuffer::<u32>::zeroed(batch)?;
-    let (gpu_ms, e2e_ms) = time_calls(args, &stream, |s| {
+    let Times {
+        gpu_ms,
+        b2b_ms,
+        e2e_ms,
+    } = time_calls(args, &stream, |s| {
         sampler.sample(s, &input, &params, &mut tokens)
     })?;
     let mut out = vec![0u32; batch];
@@ -215,7 +245,7 @@ fn bench_sample<T: Logit>(
         let mut obj = serde_json::json!({
             "mode": "sample", "batch": batch, "vocab": vocab, "k": args.top_k, "dtype": dtype.torch_name(),
             "temperature": args.sampling.temperature, "top_p": args.sampling.top_p, "min_p": args.sampling.min_p,
-            "iters": args.iters, "gpu_ms": gpu_ms, "e2e_ms": e2e_ms,
+            "iters": args.iters, "gpu_ms": gpu_ms, "gpu_b2b_ms": b2b_ms, "e2e_ms": e2e_ms,
             "chunks": plan.chunks, "chunk_len": plan.chunk_len, "threads": plan.threads, "cluster": plan.cluster,
         });
         if let Some(ok) = checked {
@@ -223,10 +253,10 @@ fn bench_sample<T: Logit>(
         }
         println!("{obj}");
     } else {
-        println!("| Batch | Vocab | Top-k | temperature | top-p | min-p | dtype | sampler GPU (ms) | sampler end-to-end (ms) |");
-        println!("|---|---|---|---|---|---|---|---|---|");
+        println!("| Batch | Vocab | Top-k | temperature | top-p | min-p | dtype | sampler GPU (ms) | sampler GPU back-to-back (ms) | sampler end-to-end (ms) |");
+        println!("|---|---|---|---|---|---|---|---|---|---|");
         println!(
-            "| {batch} | {} | {} | {} | {} | {} | {} | {gpu_ms:.4} | {e2e_ms:.4} |",
+            "| {batch} | {} | {} | {} | {} | {} | {} | {gpu_ms:.4} | {b2b_ms:.4} | {e2e_ms:.4} |",
             io::thousands(vocab),
             args.top_k,
             args.sampling.temperature,
@@ -260,7 +290,7 @@ fn bench<T: Logit>(
     let mut values = DeviceBuffer::<f32>::zeroed(batch * k)?;
     let mut indices = DeviceBuffer::<u32>::zeroed(batch * k)?;
 
-    let (gpu_ms, e2e_ms) = time_calls(args, &stream, |s| {
+    let times = time_calls(args, &stream, |s| {
         topk.run(s, &input, batch, &mut values, &mut indices)
     })?;
 
@@ -304,16 +334,12 @@ fn bench<T: Logit>(
         io::write_topk(path, &v, &ix, batch, k)?;
     }
 
-    let timing = Timing {
-        gpu_ms,
-        e2e_ms,
-        stages_ms,
-    };
+    let timing = Timing { times, stages_ms };
     let plan = topk.plan();
     if args.json {
         let mut obj = serde_json::json!({
             "batch": batch, "vocab": vocab, "k": k, "dtype": dtype.torch_name(),
-            "iters": args.iters, "gpu_ms": timing.gpu_ms, "e2e_ms": timing.e2e_ms,
+            "iters": args.iters, "gpu_ms": timing.times.gpu_ms, "gpu_b2b_ms": timing.times.b2b_ms, "e2e_ms": timing.times.e2e_ms,
             "chunks": plan.chunks, "chunk_len": plan.chunk_len, "pool": plan.pool(), "threads": plan.threads, "cluster": plan.cluster,
         });
         if let Some([s1, s2]) = timing.stages_ms {
@@ -325,14 +351,15 @@ fn bench<T: Logit>(
         }
         println!("{obj}");
     } else {
-        println!("| Batch | Vocab | Top-k | dtype | streamtopk GPU (ms) | streamtopk end-to-end (ms) | chunks x len | pool |");
-        println!("|-------|-------|-------|-------|---------------------|----------------------------|--------------|------|");
+        println!("| Batch | Vocab | Top-k | dtype | streamtopk GPU (ms) | streamtopk GPU back-to-back (ms) | streamtopk end-to-end (ms) | chunks x len | pool |");
+        println!("|-------|-------|-------|-------|---------------------|----------------------------------|----------------------------|--------------|------|");
         println!(
-            "| {batch} | {} | {k} | {} | {:.4} | {:.4} | {} x {} | {} |",
+            "| {batch} | {} | {k} | {} | {:.4} | {:.4} | {:.4} | {} x {} | {} |",
             io::thousands(vocab),
             dtype.torch_name(),
-            timing.gpu_ms,
-            timing.e2e_ms,
+            timing.times.gpu_ms,
+            timing.times.b2b_ms,
+            timing.times.e2e_ms,
             plan.chunks,
             plan.chunk_len,
             plan.pool()
