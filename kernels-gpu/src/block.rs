@@ -8,7 +8,7 @@
 
 use crate::device::{
     ballot, block_dim, lane, lanemask_lt, match_any, shfl_idx, shfl_up, shfl_xor, sync_threads,
-    thread_idx, warp, Shared,
+    sync_warp, thread_idx, warp, Shared,
 };
 use crate::params::{smem, RADIX_BINS, RADIX_BITS};
 
@@ -277,7 +277,7 @@ pub fn warp_fold<F: Fn(u32, u32) -> u32>(v: u32, op: F) -> u32 {
 
 /// Sum of `v` over the warp.
 #[inline(always)]
-fn warp_sum(v: u32) -> u32 {
+pub fn warp_sum(v: u32) -> u32 {
     warp_fold(v, |a, b| a + b)
 }
 
@@ -443,16 +443,16 @@ pub fn max_u64(v: u64) -> u64 {
     best
 }
 
-/// In-place inclusive prefix sum of `data[0..n]`, each thread summing one
-/// contiguous stretch (the same order on every run). Uses the scan words of
-/// the scratch header; contains barriers (one first, so `data` may have been
-/// written by any thread just before).
+/// In-place inclusive prefix sum of `data[0..n]` by one warp: lane `l` sums
+/// the stretch `[l * per, (l + 1) * per)`, `per = ceil(n / 32)`, so the
+/// order of the additions depends on `n` alone (the same in every body and
+/// block size). Every lane of the warp must call it; `data` written by the
+/// warp before (it starts with a warp barrier), read by it after.
 #[inline(always)]
-pub fn inclusive_sum_f32(data: Shared<f32>, n: u32) {
-    let totals = Shared::<f32>::dynamic(smem::SCAN * 4);
-    sync_threads();
-    let per = n.div_ceil(block_dim());
-    let first = thread_idx() * per;
+pub fn warp_inclusive_sum_f32(data: Shared<f32>, n: u32) {
+    sync_warp();
+    let per = n.div_ceil(32);
+    let first = lane() * per;
     let last = if first + per < n { first + per } else { n };
     let mut sum = 0.0f32;
     let mut i = first;
@@ -460,7 +460,7 @@ pub fn inclusive_sum_f32(data: Shared<f32>, n: u32) {
         sum += data.get(i);
         i += 1;
     }
-    // Inclusive scan of the stretch sums over the warp, then over warps.
+    // Exclusive scan of the stretch sums over the lanes.
     let mut x = sum;
     let mut d = 1;
     while d < 32 {
@@ -470,22 +470,13 @@ pub fn inclusive_sum_f32(data: Shared<f32>, n: u32) {
         }
         d <<= 1;
     }
-    if lane() == 31 {
-        totals.set(warp(), x);
-    }
-    sync_threads();
     let lower = f32::from_bits(shfl_up(x.to_bits(), 1));
     let mut before = if lane() == 0 { 0.0 } else { lower };
-    let mut w = 0;
-    while w < warp() {
-        before += totals.get(w);
-        w += 1;
-    }
     let mut i = first;
     while i < last {
         before += data.get(i);
         data.set(i, before);
         i += 1;
     }
-    sync_threads();
+    sync_warp();
 }

@@ -26,15 +26,16 @@
 
 use core::marker::PhantomData;
 
-use crate::block::{inclusive_sum_f32, max_u64};
+use crate::block::{max_u64, warp_inclusive_sum_f32, warp_sum};
 use crate::cluster::run_cluster;
 use crate::device::{
-    block_dim, exp2, grid_dim_y, log2, sync_threads, thread_idx, Global, GlobalMut, Shared,
+    block_dim, block_idx_y, exp2, grid_dim_y, lane, log2, thread_idx, warp, Global, GlobalMut,
+    Shared,
 };
 use crate::element::{unpack_sort_word, Element, F32, NAN_KEY};
 use crate::kernel::{run, Rows};
 use crate::load::{Groups, Raw};
-use crate::params::{smem, ClusterLayout, Layout, SampleLayout, SampleParams, TOP_K_OFF};
+use crate::params::{ClusterLayout, Layout, SampleLayout, SampleParams, TOP_K_OFF};
 use crate::philox::{draw, uniform, ROW_DRAW};
 
 const LOG2_E: f32 = core::f32::consts::LOG2_E;
@@ -47,7 +48,18 @@ pub struct Sampler<E> {
     /// Where the top-k body keeps a chunk's raw elements (chunked body).
     raw: u32,
     offset: u64,
+    /// The block's row's settings, loaded as the block starts.
+    row: RowSettings,
     element: PhantomData<E>,
+}
+
+/// One row's sampling settings ([`SampleParams`]' per-row arrays).
+#[derive(Clone, Copy)]
+struct RowSettings {
+    temperature: f32,
+    top_k: u32,
+    top_p: f32,
+    min_p: f32,
 }
 
 /// A standard Gumbel variate `-ln E`, `E = -ln(1 - w)` exponential, from
@@ -87,11 +99,18 @@ impl<E: Element> Sampler<E> {
     /// The state over the top-k body's shared memory of `base` bytes.
     #[inline(always)]
     fn new(p: &SampleParams, base: u32, raw: u32) -> Self {
+        let row = block_idx_y();
         Sampler::<E> {
             p: *p,
             layout: SampleLayout::after(base, p.topk.k),
             raw,
             offset: GlobalMut::<u64>::new(p.offset).get_cg(0),
+            row: RowSettings {
+                temperature: Global::<f32>::new(p.temperature).get(row),
+                top_k: Global::<u32>::new(p.top_k).get(row),
+                top_p: Global::<f32>::new(p.top_p).get(row),
+                min_p: Global::<f32>::new(p.min_p).get(row),
+            },
             element: PhantomData,
         }
     }
@@ -111,33 +130,26 @@ impl<E: Element> Sampler<E> {
         run_cluster::<E, _>(&p.topk, &layout, &Self::new(p, layout.bytes, 0));
     }
 
+    /// Whether the block's row draws from its whole softmax (Gumbel-max).
     #[inline(always)]
-    fn temperature(&self, row: u32) -> f32 {
-        Global::<f32>::new(self.p.temperature).get(row)
+    fn whole_row(&self) -> bool {
+        self.row.temperature > 0.0 && self.row.top_k == TOP_K_OFF
     }
 
+    /// The token of a top-k row: its allowed prefix and the inverse-CDF
+    /// draw, by one warp (no block barrier), returned to lane 0.
     #[inline(always)]
-    fn top_k(&self, row: u32) -> u32 {
-        Global::<u32>::new(self.p.top_k).get(row)
-    }
-
-    /// Whether row `row` draws from its whole softmax (Gumbel-max).
-    #[inline(always)]
-    fn whole_row(&self, row: u32) -> bool {
-        self.temperature(row) > 0.0 && self.top_k(row) == TOP_K_OFF
-    }
-
-    /// The token of a top-k row: its allowed prefix and the inverse-CDF draw.
-    #[inline(always)]
-    fn from_list(&self, row: u32, t: f32) -> u32 {
+    fn from_list(&self, row: u32) -> u32 {
         let sorted = Shared::<u64>::dynamic(self.layout.sorted);
         let mass = Shared::<f32>::dynamic(self.layout.mass);
-        let counts = Shared::<u32>::dynamic(smem::HIST * 4);
-        let kk = self.top_k(row);
-        let top_p = Global::<f32>::new(self.p.top_p).get(row);
-        let min_p = Global::<f32>::new(self.p.min_p).get(row);
+        let RowSettings {
+            temperature,
+            top_k: kk,
+            top_p,
+            min_p,
+        } = self.row;
         let v0 = E::key_to_f32(unpack_sort_word(sorted.get(0)).0);
-        let inv_t = 1.0 / t;
+        let inv_t = 1.0 / temperature;
         let weight = |j: u32| {
             let v = E::key_to_f32(unpack_sort_word(sorted.get(j)).0);
             if v == v0 {
@@ -146,46 +158,36 @@ impl<E: Element> Sampler<E> {
                 exp2((v - v0) * inv_t * LOG2_E)
             }
         };
-        let tid = thread_idx();
-        let mut j = tid;
-        while j < kk {
+        // Lane l's positions, as the prefix sum's stretches.
+        let per = kk.div_ceil(32);
+        let first = lane() * per;
+        let last = if first + per < kk { first + per } else { kk };
+        for j in first..last {
             mass.set(j, weight(j));
-            j += block_dim();
         }
-        if tid < 4 {
-            counts.set(tid, 0);
-        }
-        inclusive_sum_f32(mass, kk);
+        warp_inclusive_sum_f32(mass, kk);
 
         // Positions below the top-p target, and values min-p keeps.
         let target = top_p * mass.get(kk - 1);
         let (mut below, mut kept) = (0, 0);
-        let mut j = tid;
-        while j < kk {
+        for j in first..last {
             below += (top_p < 1.0 && mass.get(j) < target) as u32;
             kept += (weight(j) >= min_p) as u32;
-            j += block_dim();
         }
-        counts.atomic_add(0, below);
-        counts.atomic_add(1, kept);
-        sync_threads();
+        let (below, kept) = (warp_sum(below), warp_sum(kept));
         // Top-p keeps every value at least the one where the mass reaches p.
         let m_p = if top_p < 1.0 {
-            let edge = unpack_sort_word(sorted.get(counts.get(0))).0;
+            let edge = unpack_sort_word(sorted.get(below)).0;
             let mut n = 0;
-            let mut j = tid;
-            while j < kk {
+            for j in first..last {
                 n += (unpack_sort_word(sorted.get(j)).0 >= edge) as u32;
-                j += block_dim();
             }
-            counts.atomic_add(2, n);
-            sync_threads();
-            counts.get(2)
+            warp_sum(n)
         } else {
             kk
         };
-        let m = kk.min(m_p).min(counts.get(1)).max(1);
-        if tid != 0 {
+        let m = kk.min(m_p).min(kept).max(1);
+        if lane() != 0 {
             return 0;
         }
         let u = uniform(draw(self.p.seed, self.offset, row, ROW_DRAW)[0]);
@@ -219,12 +221,12 @@ impl<E: Element> Rows<E> for Sampler<E> {
 
     #[inline(always)]
     fn chunk(&self, row: u32, chunk: u32, addr: u64, n: u32, start: u32) {
-        if !self.whole_row(row) {
+        if !self.whole_row() {
             return;
         }
         let groups = Groups::new(addr, n, E::SIZE);
         let raw = Raw::new(self.raw);
-        let inv_t = 1.0 / self.temperature(row);
+        let inv_t = 1.0 / self.row.temperature;
         let end = start + n;
         let mut best = 0u64;
         // Quads of row indices [4q, 4q + 4): one Philox call each.
@@ -257,14 +259,19 @@ impl<E: Element> Rows<E> for Sampler<E> {
         Shared::<u64>::dynamic(self.layout.sorted).set(rank, word);
     }
 
+    /// By warp 0 (the others return at once): the token, then lane 0
+    /// writes it and, as the launch's last row (no atomic for one row),
+    /// advances the offset.
     #[inline(always)]
     fn finish(&self, row: u32) {
+        if warp() != 0 {
+            return;
+        }
         let sorted = Shared::<u64>::dynamic(self.layout.sorted);
         let (key0, index0) = unpack_sort_word(sorted.get(0));
-        let t = self.temperature(row);
-        let token = if key0 == NAN_KEY || t <= 0.0 {
+        let token = if key0 == NAN_KEY || self.row.temperature <= 0.0 {
             index0
-        } else if self.top_k(row) == TOP_K_OFF {
+        } else if self.row.top_k == TOP_K_OFF {
             let best = GlobalMut::<u64>::new(self.p.best);
             let base = row as u64 * self.p.topk.chunks as u64;
             let mut w = 0;
@@ -275,12 +282,12 @@ impl<E: Element> Rows<E> for Sampler<E> {
             }
             !(w as u32) & 0x7fff_ffff
         } else {
-            self.from_list(row, t)
+            self.from_list(row)
         };
-        if thread_idx() == 0 {
+        if lane() == 0 {
             GlobalMut::<u32>::new(self.p.tokens).set(row as u64, token);
             let done = GlobalMut::<u32>::new(self.p.rows_done);
-            if done.fetch_add(0, 1) + 1 == grid_dim_y() {
+            if grid_dim_y() == 1 || done.fetch_add(0, 1) + 1 == grid_dim_y() {
                 done.set(0, 0);
                 GlobalMut::<u64>::new(self.p.offset).set(0, self.offset + 1);
             }
