@@ -391,7 +391,12 @@ fn default_plan_follows_the_sweep() {
         let p = plan(b, v, k);
         assert!(p.cluster && p.chunks == blocks && p.threads == 512, "{p:?}");
     }
-    for (b, v, k) in [(9, 50304, 50), (17, 262144, 50), (1, 16000, 50), (2, 1000, 10)] {
+    for (b, v, k) in [
+        (9, 50304, 50),
+        (17, 262144, 50),
+        (1, 16000, 50),
+        (2, 1000, 10),
+    ] {
         assert!(!plan(b, v, k).cluster, "{b}x{v} k={k}");
     }
     // f32 rows of 262,144 do not fit 16 blocks' registers.
