@@ -29,8 +29,10 @@
 //!    has room for, a second select over the ties' inverted indices keeps
 //!    the lowest.
 //! 4. Every block appends its selected elements to block 0's buffer anew.
-//! 5. After a cluster barrier the other blocks exit and block 0 sorts the
-//!    candidates; the first k are the row's top k.
+//! 5. After a cluster barrier every block reads block 0's count; the other
+//!    blocks exit and block 0 sorts the candidates (the first k are the
+//!    row's top k), then waits on a last cluster barrier that every block
+//!    arrived at after its read, so no read reaches an exited block.
 
 use core::marker::PhantomData;
 
@@ -39,8 +41,8 @@ use crate::block::{
     RANK_SORT_MAX,
 };
 use crate::device::{
-    block_dim, block_idx_y, cluster_rank, cluster_sync, lane, load_nc_v4, sync_threads, sync_warp,
-    thread_idx, warp, Global, Shared,
+    block_dim, block_idx_y, cluster_arrive, cluster_rank, cluster_sync, cluster_wait, lane,
+    load_nc_v4, sync_threads, sync_warp, thread_idx, warp, Global, Shared,
 };
 use crate::element::{sort_word, Element};
 use crate::kernel::Rows;
@@ -263,8 +265,10 @@ fn filter_bound<E: Element>(slice: &Slice<E>, k: u32, blocks: u32, layout: &Clus
 /// Appends the sort words of the slice's elements that `keep(key, index)`
 /// (never a position without an element, key 0) to block 0's candidates,
 /// counting them in block 0's word `counter`; returns the count after a
-/// cluster barrier (every block reads it). Slots past the capacity are not
-/// written. Every thread of every block of the cluster must call it.
+/// cluster barrier (every block reads it, then arrives at the next cluster
+/// barrier, which block 0 waits for before it exits or the exact select
+/// begins: no block reads a peer that has exited). Slots past the capacity
+/// are not written. Every thread of every block of the cluster must call it.
 #[inline(always)]
 fn gather<E: Element, K: Fn(u32, u32) -> bool>(
     slice: &Slice<E>,
@@ -283,7 +287,9 @@ fn gather<E: Element, K: Fn(u32, u32) -> bool>(
         }
     });
     cluster_sync();
-    count.get(counter)
+    let found = count.get(counter);
+    cluster_arrive();
+    found
 }
 
 /// The cluster kernels' body (see the module doc), handing row `blockIdx.y`'s
@@ -315,6 +321,7 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
     let mut found = gather(&slice, |key, _| key >= bound, FILTERED, layout);
 
     if found > layout.capacity {
+        cluster_wait();
         // Loaded anew (from L2): the fast path's registers stay free of it.
         found = exact(&Slice::<E>::load(addr, n, start), p, layout);
     }
@@ -334,6 +341,8 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
         sync_threads();
         rows.finish(row);
     }
+    // Every block has read block 0's count.
+    cluster_wait();
 }
 
 /// Block 0's `found` candidates narrowed for the sort: when there are more

@@ -91,14 +91,30 @@ pub fn cluster_rank() -> u32 {
 /// after it. Also a block-wide barrier.
 #[inline(always)]
 pub fn cluster_sync() {
+    cluster_arrive();
+    cluster_wait();
+}
+
+/// The first half of [`cluster_sync`]: this thread's accesses so far are
+/// done (release). Each arrive is followed by one [`cluster_wait`] before
+/// the next arrive, unless the thread exits (a block that exits after
+/// arriving no longer holds back the barrier).
+#[inline(always)]
+pub fn cluster_arrive() {
     // SAFETY: every cluster kernel reaches its cluster barriers with all
-    // threads of every block of the cluster.
+    // threads of every block of the cluster (`.aligned`: whole warps).
     unsafe {
-        asm!(
-            "barrier.cluster.arrive.aligned;",
-            "barrier.cluster.wait.aligned;",
-            options(nostack)
-        );
+        asm!("barrier.cluster.arrive.aligned;", options(nostack));
+    }
+}
+
+/// The second half of [`cluster_sync`]: waits until every thread of the
+/// cluster has arrived (acquire).
+#[inline(always)]
+pub fn cluster_wait() {
+    // SAFETY: as `cluster_arrive`, after this thread's arrive.
+    unsafe {
+        asm!("barrier.cluster.wait.aligned;", options(nostack));
     }
 }
 
