@@ -112,6 +112,14 @@ def run_ours(args, extra):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def record(args, results, row):
+    """Keep a table row, and append it as a JSON line to --json-out if set."""
+    results.append(row)
+    if args.json_out:
+        with open(args.json_out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
 def seeded_logits(tmp, b, v, dtype):
     """`torch.randn` logits [b, v] (seed 0) on the GPU, and the safetensors file holding them."""
     gen = torch.Generator(device="cuda").manual_seed(0)
@@ -152,10 +160,7 @@ def compare_sampling(args, rows, dtype):
             row = dict(mode="sample", batch=b, vocab=v, k=k, dtype=args.dtype, torch_e2e_ms=torch_e2e,
                        torch_gpu_ms=torch_gpu, ours_e2e_ms=ours["e2e_ms"], ours_gpu_ms=ours["gpu_ms"], ours_b2b_ms=ours["gpu_b2b_ms"],
                        greedy_equal=greedy_equal)
-            results.append(row)
-            if args.json_out:
-                with open(args.json_out, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+            record(args, results, row)
     print()
     print("| Batch | Vocab | top_k | dtype | nanochat torch end-to-end (ms) | torch GPU, eager events (ms) | streamtopk sampler end-to-end (ms) | streamtopk sampler GPU (ms) | streamtopk sampler GPU back-to-back (ms) | Speedup end-to-end | Speedup GPU | greedy = torch.argmax |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -214,10 +219,7 @@ def main():
                        ours_b2b_ms=ours["gpu_b2b_ms"], stage1_ms=ours.get("stage1_ms"),
                        stage2_ms=ours.get("stage2_ms"), max_diff=max_diff, indices_equal=idx_equal, gbps=gbps,
                        chunks=ours["chunks"], pool=ours["pool"])
-            results.append(row)
-            if args.json_out:
-                with open(args.json_out, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+            record(args, results, row)
 
     print()
     print("| Batch | Vocab | Top-k | dtype | torch eager (ms) | torch graph GPU (ms) | torch GPU back-to-back (ms) | streamtopk end-to-end (ms) | streamtopk GPU (ms) | streamtopk GPU back-to-back (ms) | Speedup GPU (torch graph / ours) | Speedup GPU back-to-back | Speedup end-to-end (torch eager / ours) | stage-2 share | read GB/s | max \\|diff\\| | indices equal |")
