@@ -275,6 +275,33 @@ pub fn warp_fold<F: Fn(u32, u32) -> u32>(v: u32, op: F) -> u32 {
     x
 }
 
+/// The warp's 32 values sorted descending across its lanes (lane `l` gets
+/// the `l + 1`-th largest): a bitonic network of warp shuffles. Every lane
+/// of the warp must call it.
+#[inline(always)]
+pub fn warp_sort_desc(v: u32) -> u32 {
+    let mut x = v;
+    let mut size = 2;
+    while size <= 32 {
+        let mut stride = size / 2;
+        while stride > 0 {
+            let y = shfl_xor(x, stride);
+            // Runs of `size` alternate direction (the last is descending);
+            // the lower lane of a pair keeps the larger in a descending run.
+            let descending = lane() & size == 0;
+            let lower = lane() & stride == 0;
+            x = if (descending == lower) == (x > y) {
+                x
+            } else {
+                y
+            };
+            stride /= 2;
+        }
+        size *= 2;
+    }
+    x
+}
+
 /// Sum of `v` over the warp.
 #[inline(always)]
 pub fn warp_sum(v: u32) -> u32 {
@@ -363,26 +390,54 @@ pub fn compact<K: Keys, F: FnMut(u32, u32, u32)>(
 /// Most words [`sort_desc`] sorts by counting ranks.
 pub const RANK_SORT_MAX: u32 = 256;
 
+/// The rank of each of the `n` distinct words `buf[0..n]` (how many of
+/// them are larger), counted by a group of `g` lanes per word (`g` the
+/// largest power of two up to 32 with `n * g` threads in the block), each
+/// lane every `g`-th word, four loads in flight; returned to the group's
+/// first lane as `(rank, word)`. Needs `n <= block_dim()`; every lane of
+/// the block must call it (no barrier inside).
+#[inline(always)]
+pub fn rank_words(buf: Shared<u64>, n: u32) -> Option<(u32, u64)> {
+    let mut g = 1;
+    while g < 32 && 2 * g * n <= block_dim() {
+        g *= 2;
+    }
+    let (word, part) = (thread_idx() / g, thread_idx() % g);
+    let mine = if word < n { buf.get(word) } else { 0 };
+    let mut rank = 0;
+    if word < n {
+        let above = |j: u32| (buf.get(j) > mine) as u32;
+        let mut j = part;
+        while j + 3 * g < n {
+            rank += above(j) + above(j + g) + above(j + 2 * g) + above(j + 3 * g);
+            j += 4 * g;
+        }
+        while j < n {
+            rank += above(j);
+            j += g;
+        }
+    }
+    let mut d = 1;
+    while d < g {
+        rank += shfl_xor(rank, d);
+        d *= 2;
+    }
+    (word < n && part == 0).then_some((rank, mine))
+}
+
 /// Sorts the `n` distinct words `buf[0..n]` descending. Up to
-/// `RANK_SORT_MAX` (and the block size) by rank: each thread counts the
-/// words above its own, with no barrier in between; more with a bitonic
-/// network over `n` rounded up to a power of two (padded with word 0, which
-/// must sort last; the buffer must have room for it). The caller's writes
-/// to `buf` must be behind a barrier; ends with one.
+/// `RANK_SORT_MAX` (and the block size) by rank ([`rank_words`]); more
+/// with a bitonic network over `n` rounded up to a power of two (padded
+/// with word 0, which must sort last; the buffer must have room for it).
+/// The caller's writes to `buf` must be behind a barrier; ends with one.
 #[inline(always)]
 pub fn sort_desc(buf: Shared<u64>, n: u32) {
     let tid = thread_idx();
     if n <= RANK_SORT_MAX && n <= block_dim() {
-        let mine = if tid < n { buf.get(tid) } else { 0 };
-        let mut rank = 0;
-        if tid < n {
-            for j in 0..n {
-                rank += (buf.get(j) > mine) as u32;
-            }
-        }
+        let ranked = rank_words(buf, n);
         sync_threads();
-        if tid < n {
-            buf.set(rank, mine);
+        if let Some((rank, word)) = ranked {
+            buf.set(rank, word);
         }
         sync_threads();
         return;

@@ -11,15 +11,22 @@
 //!   [`Rows`] keeps after it;
 //! - the row's top k go to [`Rows::emit`] in block 0, torch.topk's order.
 //!
-//! 1. Filter bound: each block radix-selects the `ceil(k / C)`-th largest
-//!    of its threads' largest keys (block-local, one key per thread); its
-//!    top digits are a bound with at least that many of the block's
-//!    elements at or above it, so the smallest of the cluster's `C` bounds
-//!    (read through distributed shared memory) has at least `k` of the row's
-//!    elements at or above it: it is at or below the row's k-th key.
+//! 1. Filter bound: each block finds the `j = ceil(k / C)`-th largest of
+//!    its threads' largest keys (each warp sorts its 32 by shuffles, and
+//!    the block ranks the warps' top `min(j, TOPS_PER_WARP)`, a subset that
+//!    still holds at least `j` keys when the warps have room; else a block
+//!    radix select), which has at least `j` of the block's elements at or
+//!    above it, and pushes it into every block's shared memory. After a
+//!    cluster barrier the smallest of the `C` bounds (each block reads its
+//!    own copies) has at least `k` of the row's elements at or above it: it
+//!    is at or below the row's k-th key.
 //! 2. Every block appends the sort words of its elements at or above the
-//!    bound to block 0's candidate buffer (distributed shared memory; on
-//!    logits, 2-3k of them). If they fit (the usual case), go to 5.
+//!    bound to its own region of block 0's candidates (a block-local
+//!    counter; on logits, 2-3k elements in all) and pushes its count into
+//!    every block. After a cluster barrier every block reads the counts; if
+//!    every region held its block's (the usual case) the other blocks exit
+//!    and block 0 packs the regions and goes to 5. No block reads a peer's
+//!    memory after that barrier.
 //! 3. Else (heavy ties, adversarial rows) the exact select: each pass
 //!    counts one 8-bit digit of the block's keys into per-warp histograms
 //!    (logits crowd into a few bins of the top digit), sums them into the
@@ -28,24 +35,24 @@
 //!    picks the same digit. If more keys tie at the k-th than the buffer
 //!    has room for, a second select over the ties' inverted indices keeps
 //!    the lowest.
-//! 4. Every block appends its selected elements to block 0's buffer anew.
-//! 5. After a cluster barrier every block reads block 0's count; the other
-//!    blocks exit and block 0 sorts the candidates (the first k are the
-//!    row's top k), then waits on a last cluster barrier that every block
-//!    arrived at after its read, so no read reaches an exited block.
+//! 4. Every block appends its selected elements to block 0's candidates
+//!    (through block 0's counter); after a cluster barrier every block reads
+//!    the count, and after one more the other blocks exit.
+//! 5. Block 0 sorts the candidates (the first k are the row's top k).
 
 use core::marker::PhantomData;
 
 use crate::block::{
-    choose_digit, histogram_add, radix_select, sort_desc, warp_append, warp_fold, Scratch,
-    RANK_SORT_MAX,
+    choose_digit, histogram_add, radix_select, rank_words, sort_desc, warp_append, warp_fold,
+    warp_sort_desc, Scratch, RANK_SORT_MAX,
 };
 use crate::device::{
-    block_dim, block_idx_y, cluster_arrive, cluster_rank, cluster_sync, cluster_wait, lane,
-    load_nc_v4, sync_threads, sync_warp, thread_idx, warp, Global, Shared,
+    block_dim, block_idx_y, cluster_rank, cluster_sync, lane, load_nc_v4, shfl_idx, shfl_up,
+    sync_threads, sync_warp, thread_idx, warp, Global, Shared,
 };
 use crate::element::{sort_word, Element};
 use crate::kernel::Rows;
+use crate::params::cluster_words::{BOUNDS, COUNTS, EXACT, FILTERED};
 use crate::params::{ClusterLayout, TopKParams, CLUSTER_VECTORS, RADIX_BINS, RADIX_BITS};
 
 /// A block's share of its row, in registers. Positions count from the
@@ -228,67 +235,177 @@ fn select<E: Element, V: Fn(u32, u32) -> u32>(
     }
 }
 
-/// Word offsets in [`ClusterLayout::words`].
-const BOUND: u32 = 0;
-const FILTERED: u32 = 1;
-const EXACT: u32 = 2;
+/// Keys each warp offers the block's bound (its largest threads').
+const TOPS_PER_WARP: u32 = 8;
 
 /// A key at or below the row's k-th largest (1.). Every thread of every
 /// block of the cluster must call it; contains a cluster barrier.
 #[inline(always)]
 fn filter_bound<E: Element>(slice: &Slice<E>, k: u32, blocks: u32, layout: &ClusterLayout) -> u32 {
-    let maxima = Shared::<u32>::dynamic(layout.maxima);
     let mut top = 0;
     slice.each(|key, _| top = if key > top { key } else { top });
-    maxima.set(thread_idx(), top);
-    let sel = radix_select(
-        Scratch::new(),
-        maxima,
-        block_dim(),
-        k.div_ceil(blocks),
-        E::KEY_BITS,
-    );
+    let j = k.div_ceil(blocks);
+    let per = if j < TOPS_PER_WARP { j } else { TOPS_PER_WARP };
+    let offered = per * (block_dim() / 32);
+    // This thread publishes the block's bound.
+    let mut publish = None;
+    if offered >= j {
+        // The j-th largest of the warps' top `per` keys: the one with j - 1
+        // above it in (key descending, position ascending) order.
+        let words = Shared::<u64>::dynamic(layout.maxima);
+        let sorted = warp_sort_desc(top);
+        let position = warp() * per + lane();
+        if lane() < per {
+            words.set(
+                position,
+                (sorted as u64) << 32 | (u32::MAX - position) as u64,
+            );
+        }
+        sync_threads();
+        if let Some((rank, word)) = rank_words(words, offered) {
+            if rank == j - 1 {
+                publish = Some((word >> 32) as u32);
+            }
+        }
+    } else {
+        let keys = Shared::<u32>::dynamic(layout.maxima);
+        keys.set(thread_idx(), top);
+        let sel = radix_select(Scratch::new(), keys, block_dim(), j, E::KEY_BITS);
+        if thread_idx() == 0 {
+            publish = Some(sel.prefix);
+        }
+    }
     let words = Shared::<u32>::dynamic(layout.words);
-    if thread_idx() == 0 {
-        words.set(BOUND, sel.prefix);
+    if let Some(bound) = publish {
+        let rank = cluster_rank();
+        for peer in 0..blocks {
+            words.peer(peer).set(BOUNDS + rank, bound);
+        }
     }
     cluster_sync();
-    // Each warp reads the cluster's bounds, one lane a block.
     let own = if lane() < blocks {
-        words.peer(lane()).get(BOUND)
+        words.get(BOUNDS + lane())
     } else {
         u32::MAX
     };
     warp_fold(own, |a, b| if a < b { a } else { b })
 }
 
+/// What the filter's gather found (2.): every block's count, in every block.
+struct Regions {
+    /// Slots a block's region has.
+    room: u32,
+    /// Whether some block found more than its region holds.
+    overflow: bool,
+}
+
+/// Appends the sort words of the slice's elements at or above `bound` to
+/// this block's region of block 0's candidates and pushes the count to
+/// every block (2.). Every thread of every block of the cluster must call
+/// it; contains a cluster barrier, after which no block reads a peer.
+#[inline(always)]
+fn gather_regions<E: Element>(
+    slice: &Slice<E>,
+    bound: u32,
+    blocks: u32,
+    layout: &ClusterLayout,
+) -> Regions {
+    let rank = cluster_rank();
+    let room = layout.capacity / blocks;
+    let words = Shared::<u32>::dynamic(layout.words);
+    let region = Shared::<u64>::dynamic(layout.candidates).peer(0);
+    slice.each(|key, index| {
+        let kept = key != 0 && key >= bound;
+        if let Some(slot) = warp_append(kept, |n| words.fetch_add(FILTERED, n)) {
+            if slot < room {
+                region.set(rank * room + slot, sort_word(key, index));
+            }
+        }
+    });
+    sync_threads();
+    if thread_idx() < blocks {
+        words
+            .peer(thread_idx())
+            .set(COUNTS + rank, words.get(FILTERED));
+    }
+    cluster_sync();
+    let count = if lane() < blocks {
+        words.get(COUNTS + lane())
+    } else {
+        0
+    };
+    Regions {
+        room,
+        overflow: warp_fold(count, |a, b| if a > b { a } else { b }) > room,
+    }
+}
+
+/// Block 0 packs the regions' candidates into `dense` (region order) and
+/// returns their count. Block-wide; the regions must be behind a barrier.
+#[inline(always)]
+fn pack(regions: &Regions, blocks: u32, layout: &ClusterLayout) -> u32 {
+    let words = Shared::<u32>::dynamic(layout.words);
+    let (from, to) = (
+        Shared::<u64>::dynamic(layout.candidates),
+        Shared::<u64>::dynamic(layout.dense),
+    );
+    // Each warp scans the counts: lane b learns where region b starts.
+    let count = if lane() < blocks {
+        words.get(COUNTS + lane())
+    } else {
+        0
+    };
+    let mut end = count;
+    let mut d = 1;
+    while d < 32 {
+        let y = shfl_up(end, d);
+        if lane() >= d {
+            end += y;
+        }
+        d *= 2;
+    }
+    let total = shfl_idx(end, 31);
+    let start = end - count;
+    // Warp w copies regions w, w + warps, ... (its lanes the slots).
+    let mut b = warp();
+    while b < blocks {
+        let (n, first) = (shfl_idx(count, b), shfl_idx(start, b));
+        let mut i = lane();
+        while i < n {
+            to.set(first + i, from.get(b * regions.room + i));
+            i += 32;
+        }
+        b += block_dim() / 32;
+    }
+    sync_threads();
+    total
+}
+
 /// Appends the sort words of the slice's elements that `keep(key, index)`
 /// (never a position without an element, key 0) to block 0's candidates,
-/// counting them in block 0's word `counter`; returns the count after a
-/// cluster barrier (every block reads it, then arrives at the next cluster
-/// barrier, which block 0 waits for before it exits or the exact select
-/// begins: no block reads a peer that has exited). Slots past the capacity
-/// are not written. Every thread of every block of the cluster must call it.
+/// counting them in block 0's word `EXACT`; returns the count, read by
+/// every block between two cluster barriers (no block reads a peer that
+/// has exited). Slots past the capacity are not written. Every thread of
+/// every block of the cluster must call it.
 #[inline(always)]
 fn gather<E: Element, K: Fn(u32, u32) -> bool>(
     slice: &Slice<E>,
     keep: K,
-    counter: u32,
     layout: &ClusterLayout,
 ) -> u32 {
     let candidates = Shared::<u64>::dynamic(layout.candidates).peer(0);
     let count = Shared::<u32>::dynamic(layout.words).peer(0);
     slice.each(|key, index| {
         let kept = key != 0 && keep(key, index);
-        if let Some(slot) = warp_append(kept, |n| count.fetch_add(counter, n)) {
+        if let Some(slot) = warp_append(kept, |n| count.fetch_add(EXACT, n)) {
             if slot < layout.capacity {
                 candidates.set(slot, sort_word(key, index));
             }
         }
     });
     cluster_sync();
-    let found = count.get(counter);
-    cluster_arrive();
+    let found = count.get(EXACT);
+    cluster_sync();
     found
 }
 
@@ -316,21 +433,28 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
     }
 
     // 1.-2. Every element at or above the bound (the first barrier of the
-    //    select orders the counters' reset before any append).
+    //    bound orders the counters' reset before any append).
     let bound = filter_bound(&slice, p.k, p.chunks, layout);
-    let mut found = gather(&slice, |key, _| key >= bound, FILTERED, layout);
-
-    if found > layout.capacity {
-        cluster_wait();
+    let regions = gather_regions(&slice, bound, p.chunks, layout);
+    let (dense, gathered) = (
+        Shared::<u64>::dynamic(layout.dense),
+        Shared::<u64>::dynamic(layout.candidates),
+    );
+    let (candidates, spare, found) = if regions.overflow {
         // Loaded anew (from L2): the fast path's registers stay free of it.
-        found = exact(&Slice::<E>::load(addr, n, start), p, layout);
-    }
+        let found = exact(&Slice::<E>::load(addr, n, start), p, layout);
+        (gathered, dense, found)
+    } else {
+        if rank != 0 {
+            return;
+        }
+        (dense, gathered, pack(&regions, p.chunks, layout))
+    };
     if rank != 0 {
         return;
     }
     // 5. Block 0 sorts the candidates and emits the first k.
-    let (candidates, found) =
-        shortlist::<E>(Shared::dynamic(layout.candidates), found, p.k, layout);
+    let (candidates, found) = shortlist::<E>(candidates, spare, found, p.k);
     sort_desc(candidates, found);
     let mut j = tid;
     while j < p.k {
@@ -341,30 +465,24 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
         sync_threads();
         rows.finish(row);
     }
-    // Every block has read block 0's count.
-    cluster_wait();
 }
 
 /// Block 0's `found` candidates narrowed for the sort: when there are more
 /// than a rank sort takes and `k` is not, a block radix select of the k-th
-/// key and a copy of the candidates at or above it (all its ties) to the
-/// warp histograms' room. Block-wide; the candidates must be behind a
-/// barrier.
+/// key and a copy of the candidates at or above it (all its ties) to
+/// `out`. Block-wide; the candidates must be behind a barrier.
 #[inline(always)]
 fn shortlist<E: Element>(
     candidates: Shared<u64>,
+    out: Shared<u64>,
     found: u32,
     k: u32,
-    layout: &ClusterLayout,
 ) -> (Shared<u64>, u32) {
     if found <= RANK_SORT_MAX || k > RANK_SORT_MAX {
         return (candidates, found);
     }
     let sel = radix_select(Scratch::new(), candidates, found, k, E::KEY_BITS);
-    let (out, count) = (
-        Shared::<u64>::dynamic(layout.warp_hist),
-        Scratch::new().word(),
-    );
+    let count = Scratch::new().word();
     if thread_idx() == 0 {
         count.set(0, 0);
     }
@@ -427,5 +545,5 @@ fn exact<E: Element>(slice: &Slice<E>, p: &TopKParams, layout: &ClusterLayout) -
         let m = key & v.mask;
         m > v.prefix || (m == v.prefix && !index & tie_mask >= tie_prefix)
     };
-    gather(slice, keep, EXACT, layout)
+    gather(slice, keep, layout)
 }

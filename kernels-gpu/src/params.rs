@@ -154,26 +154,43 @@ pub const fn cluster_fits(chunk_len: u32, size: u32, threads: u32) -> bool {
 }
 
 /// Most candidates the cluster kernel gathers for a top `k`: room for the
-/// elements at or above the filter bound (typically 2-3k, see
-/// [`crate::cluster`]) and for ties at the k-th key before an index select
-/// is needed; a power of two for the bitonic sort.
+/// elements at or above the filter bound (typically 2-3k on logits, see
+/// [`crate::cluster`], in `C` equal regions, one a block) and for ties at
+/// the k-th key before an index select is needed; a power of two for the
+/// bitonic sort.
 pub const fn cluster_capacity(k: u32) -> u32 {
     let room = 4 * k;
-    let room = if room < 512 { 512 } else { room };
+    let room = if room < 1024 { 1024 } else { room };
     room.next_power_of_two()
+}
+
+/// Word offsets in [`ClusterLayout::words`]: the cluster's filter bounds
+/// and filtered counts (one word a block, pushed by each block into every
+/// block's copy), then the block's own fill counters of the filter's and
+/// the exact select's gathers (block 0's counts the exact gather).
+pub mod cluster_words {
+    use super::MAX_CLUSTER;
+    pub const BOUNDS: u32 = 0;
+    pub const COUNTS: u32 = BOUNDS + MAX_CLUSTER;
+    pub const FILTERED: u32 = COUNTS + MAX_CLUSTER;
+    pub const EXACT: u32 = FILTERED + 1;
+    pub const WORDS: u32 = EXACT + 1;
 }
 
 /// Byte offsets in the dynamic shared memory of the cluster kernels
 /// ([`TopKParams`] with `chunks` = cluster size), after the scratch header:
-/// one radix histogram per warp (the counting pass's), one per pass (the
-/// block's sums, read by the cluster), each thread's largest key, three
-/// words (the block's filter bound, block 0's fill counters of the filter's
-/// and of the exact select's gathers), then block 0's candidates.
+/// one radix histogram per warp (the exact select's counting pass), one per
+/// pass (the block's sums, read by the cluster), each thread's largest key;
+/// block 0 reuses that space from `warp_hist` on for its `dense`
+/// candidates (`capacity` sort words). Then the [`cluster_words`], then the
+/// `capacity` candidate slots (block 0's: the filter's regions, the exact
+/// select's gather, the shortlist).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClusterLayout {
     pub warp_hist: u32,
     pub hist: u32,
     pub maxima: u32,
+    pub dense: u32,
     pub words: u32,
     pub candidates: u32,
     pub capacity: u32,
@@ -185,13 +202,20 @@ impl ClusterLayout {
         let warp_hist = smem::HEADER_BYTES;
         let hist = warp_hist + 4 * RADIX_BINS * MAX_WARPS;
         let maxima = hist + 4 * RADIX_BINS * CLUSTER_PASSES;
-        let words = maxima + 4 * MAX_THREADS;
-        let candidates = (words + 12).next_multiple_of(16);
         let capacity = cluster_capacity(k);
+        let scratch_end = maxima + 4 * MAX_THREADS;
+        let dense_end = warp_hist + 8 * capacity;
+        let words = if scratch_end > dense_end {
+            scratch_end
+        } else {
+            dense_end
+        };
+        let candidates = (words + 4 * cluster_words::WORDS).next_multiple_of(16);
         ClusterLayout {
             warp_hist,
             hist,
             maxima,
+            dense: warp_hist,
             words,
             candidates,
             capacity,
