@@ -16,10 +16,11 @@
 //!    the block ranks the warps' top `min(j, TOPS_PER_WARP)`, a subset that
 //!    still holds at least `j` keys when the warps have room; else a block
 //!    radix select), which has at least `j` of the block's elements at or
-//!    above it, and pushes it into every block's shared memory. After a
-//!    cluster barrier the smallest of the `C` bounds (each block reads its
-//!    own copies) has at least `k` of the row's elements at or above it: it
-//!    is at or below the row's k-th key.
+//!    above it, and pushes it into every block's shared memory (once every
+//!    block has started: a cluster barrier whose arrive is the kernel's
+//!    first step). After a cluster barrier the smallest of the `C` bounds
+//!    (each block reads its own copies) has at least `k` of the row's
+//!    elements at or above it: it is at or below the row's k-th key.
 //! 2. Every block appends the sort words of its elements at or above the
 //!    bound to its own region of block 0's candidates (a block-local
 //!    counter; on logits, 2-3k elements in all) and pushes its count into
@@ -47,8 +48,8 @@ use crate::block::{
     warp_sort_desc, Scratch, RANK_SORT_MAX,
 };
 use crate::device::{
-    block_dim, block_idx_y, cluster_rank, cluster_sync, lane, load_nc_v4, shfl_idx, shfl_up,
-    sync_threads, sync_warp, thread_idx, warp, Global, Shared,
+    block_dim, block_idx_y, cluster_arrive, cluster_rank, cluster_sync, cluster_wait, lane,
+    load_nc_v4, shfl_idx, shfl_up, sync_threads, sync_warp, thread_idx, warp, Global, Shared,
 };
 use crate::element::{sort_word, Element};
 use crate::kernel::Rows;
@@ -239,7 +240,8 @@ fn select<E: Element, V: Fn(u32, u32) -> u32>(
 const TOPS_PER_WARP: u32 = 8;
 
 /// A key at or below the row's k-th largest (1.). Every thread of every
-/// block of the cluster must call it; contains a cluster barrier.
+/// block of the cluster must call it, after its arrive at the kernel's
+/// start (waited for here); contains a cluster barrier.
 #[inline(always)]
 fn filter_bound<E: Element>(slice: &Slice<E>, k: u32, blocks: u32, layout: &ClusterLayout) -> u32 {
     let mut top = 0;
@@ -276,6 +278,9 @@ fn filter_bound<E: Element>(slice: &Slice<E>, k: u32, blocks: u32, layout: &Clus
         }
     }
     let words = Shared::<u32>::dynamic(layout.words);
+    // Every peer has started (their arrive at the kernel's start) before
+    // anything is written to its shared memory.
+    cluster_wait();
     if let Some(bound) = publish {
         let rank = cluster_rank();
         for peer in 0..blocks {
@@ -425,6 +430,9 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
         p.chunk_len
     };
     let addr = p.input + (row as u64 * p.vocab as u64 + start as u64) * E::SIZE as u64;
+    // This block has started (before its loads, so the arrive's release
+    // has nothing to wait for).
+    cluster_arrive();
     let slice = Slice::<E>::load(addr, n, start);
     let words = Shared::<u32>::dynamic(layout.words);
     if tid == 0 {
