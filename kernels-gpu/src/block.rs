@@ -110,7 +110,7 @@ pub struct Selection {
 
 /// Inclusive prefix sum of `v` over the lanes of the warp.
 #[inline(always)]
-fn warp_inclusive_sum(v: u32) -> u32 {
+pub fn warp_inclusive_sum(v: u32) -> u32 {
     let mut x = v;
     let mut d = 1;
     while d < 32 {

@@ -45,11 +45,11 @@ use core::marker::PhantomData;
 
 use crate::block::{
     choose_digit, histogram_add, radix_select, rank_words, sort_desc, warp_append, warp_fold,
-    warp_sort_desc, Scratch, RANK_SORT_MAX,
+    warp_inclusive_sum, warp_sort_desc, Scratch, RANK_SORT_MAX,
 };
 use crate::device::{
     block_dim, block_idx_y, cluster_arrive, cluster_rank, cluster_sync, cluster_wait, lane,
-    load_nc_v4, shfl_idx, shfl_up, sync_threads, sync_warp, thread_idx, warp, Global, Shared,
+    load_nc_v4, shfl_idx, sync_threads, sync_warp, thread_idx, warp, Global, Shared,
 };
 use crate::element::{sort_word, Element};
 use crate::kernel::Rows;
@@ -360,15 +360,7 @@ fn pack(regions: &Regions, blocks: u32, layout: &ClusterLayout) -> u32 {
     } else {
         0
     };
-    let mut end = count;
-    let mut d = 1;
-    while d < 32 {
-        let y = shfl_up(end, d);
-        if lane() >= d {
-            end += y;
-        }
-        d *= 2;
-    }
+    let end = warp_inclusive_sum(count);
     let total = shfl_idx(end, 31);
     let start = end - count;
     // Warp w copies regions w, w + warps, ... (its lanes the slots).
