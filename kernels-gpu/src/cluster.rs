@@ -245,9 +245,9 @@ const TOPS_PER_WARP: u32 = 8;
 #[inline(always)]
 fn filter_bound<E: Element>(slice: &Slice<E>, k: u32, blocks: u32, layout: &ClusterLayout) -> u32 {
     let mut top = 0;
-    slice.each(|key, _| top = if key > top { key } else { top });
+    slice.each(|key, _| top = top.max(key));
     let j = k.div_ceil(blocks);
-    let per = if j < TOPS_PER_WARP { j } else { TOPS_PER_WARP };
+    let per = j.min(TOPS_PER_WARP);
     let offered = per * (block_dim() / 32);
     // This thread publishes the block's bound.
     let mut publish = None;
@@ -293,7 +293,7 @@ fn filter_bound<E: Element>(slice: &Slice<E>, k: u32, blocks: u32, layout: &Clus
     } else {
         u32::MAX
     };
-    warp_fold(own, |a, b| if a < b { a } else { b })
+    warp_fold(own, u32::min)
 }
 
 /// What the filter's gather found (2.): every block's count, in every block.
@@ -318,15 +318,14 @@ fn gather_regions<E: Element>(
     let rank = cluster_rank();
     let room = layout.capacity / blocks;
     let words = Shared::<u32>::dynamic(layout.words);
-    let region = Shared::<u64>::dynamic(layout.candidates).peer(0);
-    slice.each(|key, index| {
-        let kept = key != 0 && key >= bound;
-        if let Some(slot) = warp_append(kept, |n| words.fetch_add(FILTERED, n)) {
-            if slot < room {
-                region.set(rank * room + slot, sort_word(key, index));
-            }
-        }
-    });
+    append(
+        slice,
+        |key, _| key >= bound,
+        |n| words.fetch_add(FILTERED, n),
+        rank * room,
+        room,
+        layout,
+    );
     sync_threads();
     if thread_idx() < blocks {
         words
@@ -341,7 +340,7 @@ fn gather_regions<E: Element>(
     };
     Regions {
         room,
-        overflow: warp_fold(count, |a, b| if a > b { a } else { b }) > room,
+        overflow: warp_fold(count, u32::max) > room,
     }
 }
 
@@ -378,6 +377,31 @@ fn pack(regions: &Regions, blocks: u32, layout: &ClusterLayout) -> u32 {
     total
 }
 
+/// Writes the sort words of the slice's elements that `keep(key, index)`
+/// (never a position without an element, key 0) to block 0's candidates
+/// `first..first + room`, at the slots `reserve(n)` (one call per warp that
+/// keeps any) hands out; slots past `room` are not written. Every lane of
+/// the warp must call it.
+#[inline(always)]
+fn append<E: Element, K: Fn(u32, u32) -> bool, F: Fn(u32) -> u32>(
+    slice: &Slice<E>,
+    keep: K,
+    reserve: F,
+    first: u32,
+    room: u32,
+    layout: &ClusterLayout,
+) {
+    let candidates = Shared::<u64>::dynamic(layout.candidates).peer(0);
+    slice.each(|key, index| {
+        let kept = key != 0 && keep(key, index);
+        if let Some(slot) = warp_append(kept, &reserve) {
+            if slot < room {
+                candidates.set(first + slot, sort_word(key, index));
+            }
+        }
+    });
+}
+
 /// Appends the sort words of the slice's elements that `keep(key, index)`
 /// (never a position without an element, key 0) to block 0's candidates,
 /// counting them in block 0's word `EXACT`; returns the count, read by
@@ -390,16 +414,15 @@ fn gather<E: Element, K: Fn(u32, u32) -> bool>(
     keep: K,
     layout: &ClusterLayout,
 ) -> u32 {
-    let candidates = Shared::<u64>::dynamic(layout.candidates).peer(0);
     let count = Shared::<u32>::dynamic(layout.words).peer(0);
-    slice.each(|key, index| {
-        let kept = key != 0 && keep(key, index);
-        if let Some(slot) = warp_append(kept, |n| count.fetch_add(EXACT, n)) {
-            if slot < layout.capacity {
-                candidates.set(slot, sort_word(key, index));
-            }
-        }
-    });
+    append(
+        slice,
+        keep,
+        |n| count.fetch_add(EXACT, n),
+        0,
+        layout.capacity,
+        layout,
+    );
     cluster_sync();
     let found = count.get(EXACT);
     cluster_sync();
@@ -440,19 +463,17 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
         Shared::<u64>::dynamic(layout.dense),
         Shared::<u64>::dynamic(layout.candidates),
     );
-    let (candidates, spare, found) = if regions.overflow {
-        // Loaded anew (from L2): the fast path's registers stay free of it.
-        let found = exact(&Slice::<E>::load(addr, n, start), p, layout);
-        (gathered, dense, found)
-    } else {
-        if rank != 0 {
-            return;
-        }
-        (dense, gathered, pack(&regions, p.chunks, layout))
-    };
+    // Loaded anew (from L2): the fast path's registers stay free of it.
+    let exact_found = regions
+        .overflow
+        .then(|| exact(&Slice::<E>::load(addr, n, start), p, layout));
     if rank != 0 {
         return;
     }
+    let (candidates, spare, found) = match exact_found {
+        Some(found) => (gathered, dense, found),
+        None => (dense, gathered, pack(&regions, p.chunks, layout)),
+    };
     // 5. Block 0 sorts the candidates and emits the first k.
     let (candidates, found) = shortlist::<E>(candidates, spare, found, p.k);
     sort_desc(candidates, found);

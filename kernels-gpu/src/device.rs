@@ -326,8 +326,9 @@ impl<T: Copy> Shared<T> {
 }
 
 /// A buffer in the shared memory of a block of this cluster
-/// ([`Shared::peer`]), indexed in `T`s. Its block must not have exited:
-/// the kernels access peers only between two [`cluster_sync`]s.
+/// ([`Shared::peer`]), indexed in `T`s. Its block must have started and
+/// not exited: the kernels access peers only after a cluster barrier's
+/// wait and before the peer's arrive at a later one that it waits on.
 #[derive(Clone, Copy)]
 pub struct Peer<T> {
     addr: u64,
