@@ -275,17 +275,39 @@ pub fn warp_fold<F: Fn(u32, u32) -> u32>(v: u32, op: F) -> u32 {
     x
 }
 
+/// A word the warp's lanes can exchange ([`warp_sort_desc`]).
+pub trait LaneWord: Copy + PartialOrd {
+    /// The value of lane `lane ^ mask`.
+    fn shfl_xor(self, mask: u32) -> Self;
+}
+
+impl LaneWord for u32 {
+    #[inline(always)]
+    fn shfl_xor(self, mask: u32) -> u32 {
+        shfl_xor(self, mask)
+    }
+}
+
+impl LaneWord for u64 {
+    #[inline(always)]
+    fn shfl_xor(self, mask: u32) -> u64 {
+        let hi = shfl_xor((self >> 32) as u32, mask);
+        let lo = shfl_xor(self as u32, mask);
+        (hi as u64) << 32 | lo as u64
+    }
+}
+
 /// The warp's 32 values sorted descending across its lanes (lane `l` gets
 /// the `l + 1`-th largest): a bitonic network of warp shuffles. Every lane
 /// of the warp must call it.
 #[inline(always)]
-pub fn warp_sort_desc(v: u32) -> u32 {
+pub fn warp_sort_desc<W: LaneWord>(v: W) -> W {
     let mut x = v;
     let mut size = 2;
     while size <= 32 {
         let mut stride = size / 2;
         while stride > 0 {
-            let y = shfl_xor(x, stride);
+            let y = x.shfl_xor(stride);
             // Runs of `size` alternate direction (the last is descending);
             // the lower lane of a pair keeps the larger in a descending run.
             let descending = lane() & size == 0;
@@ -425,23 +447,98 @@ pub fn rank_words(buf: Shared<u64>, n: u32) -> Option<(u32, u64)> {
     (word < n && part == 0).then_some((rank, mine))
 }
 
-/// Sorts the `n` distinct words `buf[0..n]` descending. Up to
-/// `RANK_SORT_MAX` (and the block size) by rank ([`rank_words`]); more
-/// with a bitonic network over `n` rounded up to a power of two (padded
-/// with word 0, which must sort last; the buffer must have room for it).
-/// The caller's writes to `buf` must be behind a barrier; ends with one.
+/// Words of `list[start..start + len]` (sorted descending) greater than `w`:
+/// a binary search.
 #[inline(always)]
-pub fn sort_desc(buf: Shared<u64>, n: u32) {
-    let tid = thread_idx();
-    if n <= RANK_SORT_MAX && n <= block_dim() {
-        let ranked = rank_words(buf, n);
-        sync_threads();
-        if let Some((rank, word)) = ranked {
-            buf.set(rank, word);
+pub fn count_above(list: Shared<u64>, start: u32, len: u32, w: u64) -> u32 {
+    let (mut lo, mut hi) = (0, len);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if list.get(start + mid) > w {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// Sorts `buf[0..n]` by rank ([`rank_words`]) in place if `n` is at most
+/// `RANK_SORT_MAX` and the block size; returns whether it did. Ends with a
+/// barrier when it sorts.
+#[inline(always)]
+fn rank_sort(buf: Shared<u64>, n: u32) -> bool {
+    if n > RANK_SORT_MAX || n > block_dim() {
+        return false;
+    }
+    let ranked = rank_words(buf, n);
+    sync_threads();
+    if let Some((rank, word)) = ranked {
+        buf.set(rank, word);
+    }
+    sync_threads();
+    true
+}
+
+/// Sorts the `n` distinct words `buf[0..n]` descending, with `spare[0..n]`
+/// as scratch; returns the buffer that holds the result. Up to
+/// `RANK_SORT_MAX` (and the block size) by rank, in place; more by a merge
+/// sort: warps sort runs of 32 by shuffles ([`warp_sort_desc`]), then each
+/// round merges pairs of runs between the two buffers, every word moving
+/// to its position in its run plus the count of words above it in the
+/// other run (a binary search; the words are distinct, so no two land on
+/// one position). The caller's writes to `buf` must be behind a barrier;
+/// ends with one.
+#[inline(always)]
+pub fn sort_desc(buf: Shared<u64>, spare: Shared<u64>, n: u32) -> Shared<u64> {
+    if rank_sort(buf, n) {
+        return buf;
+    }
+    let mut run = warp();
+    while run * 32 < n {
+        let i = run * 32 + lane();
+        // Padded with word 0, which sorts last (past `n`, or equal to a
+        // word 0 of the input).
+        let word = warp_sort_desc(if i < n { buf.get(i) } else { 0 });
+        if i < n {
+            buf.set(i, word);
+        }
+        run += block_dim() / 32;
+    }
+    sync_threads();
+    let (mut from, mut to) = (buf, spare);
+    let mut len = 32;
+    while len < n {
+        let mut i = thread_idx();
+        while i < n {
+            let word = from.get(i);
+            let pair = i / (2 * len) * (2 * len);
+            let mine = i - pair;
+            // The other run of the pair and its length (0 past the end).
+            let other = if mine < len { pair + len } else { pair };
+            let other_len = if other >= n { 0 } else { len.min(n - other) };
+            let at = mine % len + count_above(from, other, other_len, word);
+            to.set(pair + at, word);
+            i += block_dim();
         }
         sync_threads();
+        (from, to) = (to, from);
+        len *= 2;
+    }
+    from
+}
+
+/// Sorts the `n` distinct words `buf[0..n]` descending in place, where no
+/// spare buffer fits: by rank as [`sort_desc`], more with a bitonic network
+/// over `n` rounded up to a power of two (padded with word 0, which must
+/// sort last; the buffer must have room for it). The caller's writes to
+/// `buf` must be behind a barrier; ends with one.
+#[inline(always)]
+pub fn sort_desc_in_place(buf: Shared<u64>, n: u32) {
+    if rank_sort(buf, n) {
         return;
     }
+    let tid = thread_idx();
     let width = n.next_power_of_two();
     let mut j = n + tid;
     while j < width {

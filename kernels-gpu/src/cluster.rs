@@ -475,8 +475,8 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
         None => (dense, gathered, pack(&regions, p.chunks, layout)),
     };
     // 5. Block 0 sorts the candidates and emits the first k.
-    let (candidates, found) = shortlist::<E>(candidates, spare, found, p.k);
-    sort_desc(candidates, found);
+    let (candidates, spare, found) = shortlist::<E>(candidates, spare, found, p.k);
+    let candidates = sort_desc(candidates, spare, found);
     let mut j = tid;
     while j < p.k {
         rows.emit(row, j, candidates.get(j));
@@ -491,16 +491,17 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
 /// Block 0's `found` candidates narrowed for the sort: when there are more
 /// than a rank sort takes and `k` is not, a block radix select of the k-th
 /// key and a copy of the candidates at or above it (all its ties) to
-/// `out`. Block-wide; the candidates must be behind a barrier.
+/// `out`. Returns the buffer holding them, the other one, and their count.
+/// Block-wide; the candidates must be behind a barrier.
 #[inline(always)]
 fn shortlist<E: Element>(
     candidates: Shared<u64>,
     out: Shared<u64>,
     found: u32,
     k: u32,
-) -> (Shared<u64>, u32) {
+) -> (Shared<u64>, Shared<u64>, u32) {
     if found <= RANK_SORT_MAX || k > RANK_SORT_MAX {
-        return (candidates, found);
+        return (candidates, out, found);
     }
     let sel = radix_select(Scratch::new(), candidates, found, k, E::KEY_BITS);
     let count = Scratch::new().word();
@@ -518,7 +519,7 @@ fn shortlist<E: Element>(
         i += block_dim();
     }
     sync_threads();
-    (out, count.get(0))
+    (out, candidates, count.get(0))
 }
 
 /// 3.-4. The exact select and its gather, when the filter kept more than

@@ -16,7 +16,7 @@
 //! 3. the candidates' sort words (key descending, index ascending: unique)
 //!    are sorted, and the first `min(k, n)` are the chunk's top k.
 
-use crate::block::{compact, radix_select, sort_desc, warp_append, Scratch};
+use crate::block::{compact, radix_select, sort_desc_in_place, warp_append, Scratch};
 use crate::device::{block_dim, lane, sync_threads, thread_idx, Shared};
 use crate::element::{sort_word, Element};
 use crate::load::{load_chunk, Groups, Raw};
@@ -75,7 +75,7 @@ pub fn chunk_topk<E: Element>(addr: u64, n: u32, first_index: u32, k: u32, layou
     sync_threads();
 
     // 3. Sort them.
-    sort_desc(candidates, count.get(0));
+    sort_desc_in_place(candidates, count.get(0));
     if k < n {
         k
     } else {
