@@ -6,7 +6,9 @@ use std::process::Command;
 
 use streamtopk::kernels::element::{Bf16, Element, F16, F32, NAN_KEY};
 use streamtopk::kernels::params::Layout;
-use streamtopk::plan::{Plan, DEFAULT_TARGET_POOL, MAX_CHUNK_BYTES, MAX_K, SM90_SMEM_LIMIT};
+use streamtopk::plan::{
+    auto_target_pool, Plan, DEFAULT_TARGET_POOL, MAX_CHUNK_BYTES, MAX_K, SM90_SMEM_LIMIT,
+};
 use streamtopk::{reference, DType, Error, TopKConfig, KERNEL_NAMES, PTX};
 
 /// torch's order of values: NaN above everything, then IEEE total order.
@@ -370,11 +372,15 @@ fn loading_without_a_gpu_is_a_clean_error() {
 
 #[test]
 fn default_plan_follows_the_sweep() {
-    let chunks = |b, v, k| TopKConfig::new(b, v, k).plan().unwrap().chunks;
-    assert_eq!(chunks(16, 50304, 50), 5);
-    assert_eq!(chunks(32, 50304, 200), 5);
-    assert_eq!(chunks(64, 151936, 1024), 5);
-    assert_eq!(chunks(256, 262144, 50), 22);
+    // The chunked plan (the sampler's, and where the filter's does not fit).
+    let chunks = |v: u32, k: u32| {
+        let pool = auto_target_pool(v as usize, k as usize) as u32;
+        Plan::new(v, k, 2, pool, SM90_SMEM_LIMIT).unwrap().chunks
+    };
+    assert_eq!(chunks(50304, 50), 5);
+    assert_eq!(chunks(50304, 200), 5);
+    assert_eq!(chunks(151936, 1024), 5);
+    assert_eq!(chunks(262144, 50), 22);
     // A cluster per row: batches of up to 8 rows of 16,384 or more, up to 16
     // of 150,000 or more; 16 blocks of 512 threads (8 blocks for k in
     // 129..=256, and for rows short enough to give each thread one vector).
@@ -399,6 +405,20 @@ fn default_plan_follows_the_sweep() {
     ] {
         assert!(!plan(b, v, k).cluster, "{b}x{v} k={k}");
     }
+    // Elsewhere the filter body for rows of 16,384 or more: blocks of 512
+    // threads holding four vectors each (16,384 16-bit elements), where each
+    // block's share of the bound is at most 128 keys; else the chunked body.
+    for (b, v, k, blocks) in [
+        (9, 50304, 50, 4),
+        (16, 50304, 50, 4),
+        (32, 50304, 200, 4),
+        (64, 151936, 1024, 10),
+        (256, 262144, 50, 16),
+    ] {
+        let p = plan(b, v, k);
+        assert!(p.filter && p.chunks == blocks && p.threads == 512, "{p:?}");
+    }
+    assert!(!plan(64, 50304, 1024).filter && !plan(1, 16000, 50).filter);
     // f32 rows of 262,144 do not fit 16 blocks' registers.
     let f32_plan = TopKConfig::new(1, 262144, 50)
         .with_dtype(DType::F32)

@@ -329,3 +329,27 @@ fn cluster_body_on_every_distribution() {
     }
     std::env::remove_var(streamtopk::plan::CLUSTER_ENV);
 }
+
+/// The two-launch filter body (the default plan of longer batches) on
+/// every distribution and dtype: shares of one to many blocks, partial
+/// vectors, bounds from the rank count and from the radix fallback, pools
+/// that overflow (ties) into the last block's exact select.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn filter_body_on_every_distribution() {
+    let (kernels, stream) = setup();
+    for (batch, vocab, k) in [
+        (17, 50304, 50),
+        (9, 16411, 7),
+        (20, 65536, 300),
+        (24, 151936, 1024),
+        (18, 20001, 1),
+    ] {
+        let config = TopKConfig::new(batch, vocab, k);
+        let plan = *TopK::new(&kernels, config).unwrap().plan();
+        assert!(plan.filter, "bf16 {batch}x{vocab} k={k} planned {plan:?}");
+        for dist in ALL_DISTS {
+            check_all_dtypes(&kernels, &stream, dist, batch, vocab, k, 31);
+        }
+    }
+}

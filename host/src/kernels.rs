@@ -11,7 +11,7 @@ use cust::module::Module;
 use cust::stream::Stream;
 use cust::sys as cuda;
 use streamtopk_kernels::element::{Bf16, DType, Element, F16, F32};
-use streamtopk_kernels::params::{SampleParams, TopKParams};
+use streamtopk_kernels::params::{mode, FilterLayout, SampleParams, TopKParams};
 
 use crate::error::{Error, Result};
 use crate::plan::{Limits, Plan};
@@ -80,7 +80,7 @@ pub(crate) fn driver(call: &'static str, r: cuda::CUresult) -> Result<()> {
 }
 
 /// Names of the kernel entry points, by body (top-k, cluster top-k,
-/// sampling, cluster sampling), then dtype.
+/// sampling, cluster sampling, filter top-k), then dtype.
 pub const KERNEL_NAMES: [&str; KERNELS] = [
     "topk_bf16",
     "topk_f16",
@@ -94,19 +94,24 @@ pub const KERNEL_NAMES: [&str; KERNELS] = [
     "sample_cluster_bf16",
     "sample_cluster_f16",
     "sample_cluster_f32",
+    "topk_filter_bf16",
+    "topk_filter_f16",
+    "topk_filter_f32",
 ];
-const KERNELS: usize = 12;
+const KERNELS: usize = 15;
 
 /// Index of each body's kernels in [`KERNEL_NAMES`].
 const TOPK: usize = 0;
 const TOPK_CLUSTER: usize = 3;
 const SAMPLE: usize = 6;
 const SAMPLE_CLUSTER: usize = 9;
+const TOPK_FILTER: usize = 12;
 
 /// Whether [`KERNEL_NAMES`]`[function]` is a cluster kernel (launched in
 /// clusters of `grid.0` blocks).
 const fn is_cluster(function: usize) -> bool {
-    (function >= TOPK_CLUSTER && function < SAMPLE) || function >= SAMPLE_CLUSTER
+    (function >= TOPK_CLUSTER && function < SAMPLE)
+        || (function >= SAMPLE_CLUSTER && function < TOPK_FILTER)
 }
 
 /// `CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED` (CUDA 12; not in
@@ -365,6 +370,33 @@ impl Kernels {
     ) -> Result<()> {
         let (grid, smem) = ((plan.chunks, batch), plan.smem());
         let function = TOPK_CLUSTER + dtype_slot(dtype);
+        // SAFETY: forwarded to the caller.
+        unsafe { self.launch(function, grid, plan.threads, smem, stream, p) }
+    }
+
+    /// Launch the filter top-k kernel (see `streamtopk_kernels::filter`)
+    /// over `batch` rows of a filter `plan`, in the launch mode `p.mode`
+    /// (`BOUND`, then `FILTER`).
+    ///
+    /// # Safety
+    /// As [`Kernels::topk`], with `p` from `plan`: `p.pool` holds `batch *
+    /// plan.pool()` words, `p.arrivals` `batch * filter_words::WORDS`
+    /// counters that are zero before a `BOUND` launch.
+    pub(crate) unsafe fn topk_filter(
+        &self,
+        dtype: DType,
+        plan: &Plan,
+        batch: u32,
+        stream: &Stream,
+        p: &TopKParams,
+    ) -> Result<()> {
+        let smem = if p.mode == mode::BOUND {
+            FilterLayout::new(plan.k).bound_bytes
+        } else {
+            plan.smem()
+        };
+        let grid = (plan.chunks, batch);
+        let function = TOPK_FILTER + dtype_slot(dtype);
         // SAFETY: forwarded to the caller.
         unsafe { self.launch(function, grid, plan.threads, smem, stream, p) }
     }

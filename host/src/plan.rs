@@ -2,7 +2,8 @@
 //! blocks. Pure arithmetic, shared by the launch wrappers and the tests.
 
 use streamtopk_kernels::params::{
-    cluster_fits, per_vector, ClusterLayout, Layout, MAX_CLUSTER, MAX_THREADS, MIN_THREADS,
+    cluster_fits, per_vector, ClusterLayout, FilterLayout, Layout, MAX_CLUSTER, MAX_THREADS,
+    MIN_THREADS,
 };
 
 /// The seed's stage-2 candidate pool (k = 50 gives 10 chunks), kept as a
@@ -48,6 +49,20 @@ pub const CLUSTER_LONG_VOCAB: usize = 150_000;
 /// 512, 640 at 16 blocks; BENCHMARKS.md v6).
 pub const CLUSTER_THREADS: u32 = 512;
 
+/// Environment variable that turns the filter body off (`off`) for sweeps.
+pub const FILTER_ENV: &str = "STREAMTOPK_FILTER";
+/// The default plan uses the filter body (where no cluster plan is
+/// preferred) for rows at least this long (one block's share).
+pub const FILTER_MIN_VOCAB: usize = 16_384;
+/// Threads per block of the filter body.
+pub const FILTER_THREADS: u32 = 512;
+/// 16-byte vectors per thread of the filter body's blocks (of the five a
+/// block can hold: shorter blocks, more of them in flight).
+pub const FILTER_VECTORS: u32 = 4;
+/// The filter body's bound is a rank count only while each block's share
+/// `ceil(k / chunks)` is at most this (8 keys from each of 16 warps).
+pub const FILTER_MAX_SHARE: u32 = 8 * FILTER_THREADS / 32;
+
 /// What a device allows a launch (from the driver; [`Limits::SM90`]
 /// without a device).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +106,9 @@ pub struct Plan {
     /// Whether a thread-block cluster of `chunks` blocks owns each row
     /// (the `*_cluster_*` kernels: one launch, no pool).
     pub cluster: bool,
+    /// Whether the two-launch filter body runs (the `topk_filter_*`
+    /// kernels: a bound, then a filtered pool of candidates per row).
+    pub filter: bool,
 }
 
 impl Plan {
@@ -139,6 +157,7 @@ impl Plan {
             chunks,
             threads,
             cluster: false,
+            filter: false,
         }
     }
 
@@ -167,6 +186,7 @@ impl Plan {
             chunks: vocab.div_ceil(chunk_len),
             threads,
             cluster: true,
+            filter: false,
         };
         (cluster_fits(chunk_len, size, threads) && plan.smem() <= smem_limit).then_some(plan)
     }
@@ -195,17 +215,48 @@ impl Plan {
         (blocks..=MAX_CLUSTER).find_map(|b| Plan::cluster(vocab, k, size, b, threads, limits.smem))
     }
 
-    /// Stage-2 candidates per row (`0` with one chunk or a cluster: no stage 2).
+    /// The filter plan for rows of `vocab`: blocks of [`FILTER_THREADS`]
+    /// threads holding [`FILTER_VECTORS`] vectors each, if each block's
+    /// share of the bound fits the rank count ([`FILTER_MAX_SHARE`]) and the
+    /// last block's candidates fit `smem_limit`.
+    pub fn filter(vocab: u32, k: u32, size: u32, smem_limit: u32) -> Option<Plan> {
+        let longest = FILTER_THREADS * FILTER_VECTORS * per_vector(size);
+        let chunk_len = vocab
+            .div_ceil(vocab.div_ceil(longest))
+            .next_multiple_of(CHUNK_ALIGN);
+        let plan = Plan {
+            vocab,
+            k,
+            size,
+            chunk_len,
+            chunks: vocab.div_ceil(chunk_len),
+            threads: FILTER_THREADS,
+            cluster: false,
+            filter: true,
+        };
+        (k.div_ceil(plan.chunks) <= FILTER_MAX_SHARE
+            && cluster_fits(chunk_len, size, FILTER_THREADS)
+            && plan.smem() <= smem_limit)
+            .then_some(plan)
+    }
+
+    /// Stage-2 candidates per row (`0` with one chunk or a cluster: no
+    /// stage 2; the filter body's pool of candidates).
     pub fn pool(&self) -> u32 {
-        if self.chunks > 1 && !self.cluster {
+        if self.filter {
+            FilterLayout::new(self.k).capacity
+        } else if self.chunks > 1 && !self.cluster {
             self.chunks * self.k
         } else {
             0
         }
     }
 
-    /// Dynamic shared memory of a launch.
+    /// Dynamic shared memory of a launch (the filter body's second).
     pub fn smem(&self) -> u32 {
+        if self.filter {
+            return FilterLayout::new(self.k).bytes;
+        }
         if self.cluster {
             return ClusterLayout::new(self.k).bytes;
         }

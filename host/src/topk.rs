@@ -6,12 +6,13 @@ use cust::event::Event;
 use cust::memory::{CopyDestination, DeviceBuffer, DeviceSlice};
 use cust::stream::Stream;
 use streamtopk_kernels::element::{DType, Element};
-use streamtopk_kernels::params::{mode, TopKParams};
+use streamtopk_kernels::params::{filter_words, mode, TopKParams};
 
 use crate::error::{Error, Result};
 use crate::kernels::{Kernels, Logit};
 use crate::plan::{
-    auto_target_pool, Limits, Plan, CLUSTER_ENV, MAX_BATCH, MAX_K, MAX_VOCAB, TARGET_POOL_ENV,
+    auto_target_pool, Limits, Plan, CLUSTER_ENV, FILTER_ENV, FILTER_MIN_VOCAB, MAX_BATCH, MAX_K,
+    MAX_VOCAB, TARGET_POOL_ENV,
 };
 
 /// Shape of the work a [`TopK`] is built for.
@@ -48,8 +49,31 @@ impl TopKConfig {
 
     /// Validate the config and plan its launches for an sm_90 device (no GPU needed).
     pub fn plan(&self) -> Result<Plan> {
-        let chunked = self.plan_for(Limits::SM90.smem)?;
-        Ok(self.cluster_plan(&Limits::SM90, 0).unwrap_or(chunked))
+        self.best_plan(&Limits::SM90)
+    }
+
+    /// The top-k plan for a device with `limits`: a cluster per row, else
+    /// the filter body, else the chunked one.
+    fn best_plan(&self, limits: &Limits) -> Result<Plan> {
+        let chunked = self.plan_for(limits.smem)?;
+        Ok(self
+            .cluster_plan(limits, 0)
+            .or_else(|| self.filter_plan(limits.smem))
+            .unwrap_or(chunked))
+    }
+
+    /// The filter plan ([`Plan::filter`]) for rows of at least
+    /// [`FILTER_MIN_VOCAB`], unless a `target_pool` (a chunking) is set or
+    /// `$STREAMTOPK_FILTER` is `off`. The config must be valid.
+    fn filter_plan(&self, smem_limit: u32) -> Option<Plan> {
+        if self.vocab < FILTER_MIN_VOCAB
+            || self.target_pool.is_some()
+            || std::env::var(FILTER_ENV).is_ok_and(|v| v == "off")
+        {
+            return None;
+        }
+        let (vocab, k, size) = (self.vocab as u32, self.k as u32, self.dtype.size() as u32);
+        Plan::filter(vocab, k, size, smem_limit)
     }
 
     /// The cluster-per-row plan for a device with `limits`, leaving `extra`
@@ -157,9 +181,11 @@ pub struct TopK {
 
 /// The two-stage launch's per-row workspace (of [`TopK`] and the sampler).
 pub(crate) struct Workspace {
-    /// Stage-1 lists, `[max_batch, chunks * k]` sort words.
+    /// Stage-1 lists, `[max_batch, chunks * k]` sort words (the filter
+    /// body's candidates, `[max_batch, plan.pool()]`).
     pool: DeviceBuffer<u64>,
-    /// Per-row arrival counters, zero between calls.
+    /// Per-row arrival counters (the filter body's words,
+    /// `filter_words::WORDS` a row), zero between calls.
     arrivals: DeviceBuffer<u32>,
 }
 
@@ -172,7 +198,8 @@ impl Workspace {
             // slot stage 2 reads before it reads it.
             unsafe { DeviceBuffer::uninitialized(n) }
         })?;
-        let arrivals = alloc("the arrival counters", max_batch, DeviceBuffer::zeroed)?;
+        let words = max_batch * filter_words::WORDS as usize;
+        let arrivals = alloc("the arrival counters", words, DeviceBuffer::zeroed)?;
         Ok(Workspace { pool, arrivals })
     }
 
@@ -229,10 +256,7 @@ pub(crate) fn check_logits(
 impl TopK {
     /// Validate `config`, plan the launches and allocate the workspace.
     pub fn new(kernels: &Arc<Kernels>, config: TopKConfig) -> Result<TopK> {
-        let chunked = config.plan_for(kernels.smem_limit())?;
-        let plan = config
-            .cluster_plan(&kernels.limits(config.dtype, false), 0)
-            .unwrap_or(chunked);
+        let plan = config.best_plan(&kernels.limits(config.dtype, false))?;
         kernels.make_current()?;
         let workspace = Workspace::new(&plan, config.max_batch)?;
         Ok(TopK {
@@ -343,6 +367,30 @@ impl TopK {
             unsafe { self.kernels.topk_cluster(dtype, &plan, batch, stream, &p)? };
             if let Some(marks) = marks {
                 marks[1].record(stream)?;
+                marks[2].record(stream)?;
+            }
+            return Ok(());
+        }
+        if plan.filter {
+            if let Some(marks) = marks {
+                marks[0].record(stream)?;
+            }
+            p.mode = mode::BOUND;
+            // SAFETY: `check` matched every length to the plan, which fits
+            // the blocks' shares in registers (`Plan::filter`); the
+            // workspace holds max_batch >= batch rows of the filter's pool
+            // and words, the words zero between calls (each row's last
+            // block resets its own); `&mut self` and stream order keep
+            // other calls out.
+            unsafe { self.kernels.topk_filter(dtype, &plan, batch, stream, &p)? };
+            if let Some(marks) = marks {
+                marks[1].record(stream)?;
+            }
+            p.mode = mode::FILTER;
+            // SAFETY: as above; the BOUND launch before it in stream order
+            // folded every block's bound.
+            unsafe { self.kernels.topk_filter(dtype, &plan, batch, stream, &p)? };
+            if let Some(marks) = marks {
                 marks[2].record(stream)?;
             }
             return Ok(());

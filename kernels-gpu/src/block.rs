@@ -10,6 +10,7 @@ use crate::device::{
     ballot, block_dim, lane, lanemask_lt, match_any, shfl_idx, shfl_up, shfl_xor, sync_threads,
     sync_warp, thread_idx, warp, Shared,
 };
+use crate::element::Element;
 use crate::params::{smem, RADIX_BINS, RADIX_BITS};
 
 /// Random access to the `n` keys a block selects from.
@@ -566,6 +567,40 @@ pub fn sort_desc_in_place(buf: Shared<u64>, n: u32) {
         }
         size *= 2;
     }
+}
+
+/// `found` candidates (sort words) narrowed for the sort of the top `k`: when there are more
+/// than a rank sort takes and `k` is not, a block radix select of the k-th
+/// key and a copy of the candidates at or above it (all its ties) to
+/// `out`. Returns the buffer holding them, the other one, and their count.
+/// Block-wide; the candidates must be behind a barrier.
+#[inline(always)]
+pub fn shortlist<E: Element>(
+    candidates: Shared<u64>,
+    out: Shared<u64>,
+    found: u32,
+    k: u32,
+) -> (Shared<u64>, Shared<u64>, u32) {
+    if found <= RANK_SORT_MAX || k > RANK_SORT_MAX {
+        return (candidates, out, found);
+    }
+    let sel = radix_select(Scratch::new(), candidates, found, k, E::KEY_BITS);
+    let count = Scratch::new().word();
+    if thread_idx() == 0 {
+        count.set(0, 0);
+    }
+    sync_threads();
+    let mut i = thread_idx();
+    while i < found.next_multiple_of(32) {
+        let word = if i < found { candidates.get(i) } else { 0 };
+        let keep = i < found && (word >> 32) as u32 & sel.mask >= sel.prefix;
+        if let Some(slot) = warp_append(keep, |n| count.fetch_add(0, n)) {
+            out.set(slot, word);
+        }
+        i += block_dim();
+    }
+    sync_threads();
+    (out, candidates, count.get(0))
 }
 
 /// Largest `v` over the block, returned to every thread. Uses the

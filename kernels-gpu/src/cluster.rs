@@ -41,120 +41,18 @@
 //!    the count, and after one more the other blocks exit.
 //! 5. Block 0 sorts the candidates (the first k are the row's top k).
 
-use core::marker::PhantomData;
-
 use crate::block::{
-    choose_digit, histogram_add, radix_select, rank_words, sort_desc, warp_append, warp_fold,
-    warp_inclusive_sum, warp_sort_desc, Scratch, RANK_SORT_MAX,
+    choose_digit, histogram_add, shortlist, sort_desc, warp_fold, warp_inclusive_sum, Scratch,
 };
 use crate::device::{
     block_dim, block_idx_y, cluster_arrive, cluster_rank, cluster_sync, cluster_wait, lane,
-    load_nc_v4, shfl_idx, sync_threads, sync_warp, thread_idx, warp, Global, Shared,
+    shfl_idx, sync_threads, sync_warp, thread_idx, warp, Shared,
 };
-use crate::element::{sort_word, Element};
+use crate::element::Element;
 use crate::kernel::Rows;
 use crate::params::cluster_words::{BOUNDS, COUNTS, EXACT, FILTERED};
-use crate::params::{ClusterLayout, TopKParams, CLUSTER_VECTORS, RADIX_BINS, RADIX_BITS};
-
-/// A block's share of its row, in registers. Positions count from the
-/// 16-byte boundary at or before the share's first element; thread `t`
-/// holds vectors `j * threads + t`, `j < CLUSTER_VECTORS`, each as one
-/// `u128` (element `l` in bits `l * size * 8..`), indexed only with
-/// constants so they stay in registers.
-struct Slice<E> {
-    words: [u128; 5],
-    /// Positions before the first element (`0..per_vec`).
-    head: u32,
-    /// Elements in the share.
-    n: u32,
-    /// Row index of the first element.
-    start: u32,
-    /// Vectors the share's positions span.
-    vectors: u32,
-    element: PhantomData<E>,
-}
-
-const _: () = assert!(CLUSTER_VECTORS == 5);
-
-impl<E: Element> Slice<E> {
-    const PER_VEC: u32 = 16 / E::SIZE;
-    const BITS: u32 = 8 * E::SIZE;
-
-    /// Loads the `n` elements at device address `addr` (row index `start`
-    /// on): whole vectors with 16-byte loads, the two edge vectors element
-    /// by element (nothing outside the share is read).
-    #[inline(always)]
-    fn load(addr: u64, n: u32, start: u32) -> Self {
-        let head = (addr % 16) as u32 / E::SIZE;
-        let base = addr - (head * E::SIZE) as u64;
-        let vectors = (head + n).div_ceil(Self::PER_VEC);
-        let load = |j: u32| -> u128 {
-            let v = j * block_dim() + thread_idx();
-            let first = v * Self::PER_VEC;
-            if v >= vectors {
-                return 0;
-            }
-            if first >= head && first + Self::PER_VEC <= head + n {
-                let w = load_nc_v4(base + 16 * v as u64);
-                return w[0] as u128
-                    | (w[1] as u128) << 32
-                    | (w[2] as u128) << 64
-                    | (w[3] as u128) << 96;
-            }
-            let mut x = 0u128;
-            for l in 0..Self::PER_VEC {
-                let pos = first + l;
-                if pos >= head && pos < head + n {
-                    let bits = if E::SIZE == 2 {
-                        Global::<u16>::new(base).get(pos) as u32
-                    } else {
-                        Global::<u32>::new(base).get(pos)
-                    };
-                    x |= (bits as u128) << (Self::BITS * l);
-                }
-            }
-            x
-        };
-        Slice {
-            words: [load(0), load(1), load(2), load(3), load(4)],
-            head,
-            n,
-            start,
-            vectors,
-            element: PhantomData,
-        }
-    }
-
-    /// Calls `f(key, index)` for every position of every vector slot any
-    /// thread of the block holds, the same sequence in every lane (so `f`
-    /// may use warp votes); `key` is 0 (below every real key) where this
-    /// thread holds no element.
-    #[inline(always)]
-    fn each<F: FnMut(u32, u32)>(&self, mut f: F) {
-        self.vector(0, &mut f);
-        self.vector(1, &mut f);
-        self.vector(2, &mut f);
-        self.vector(3, &mut f);
-        self.vector(4, &mut f);
-    }
-
-    /// [`Slice::each`] over vector slot `j` (a constant at every call).
-    #[inline(always)]
-    fn vector<F: FnMut(u32, u32)>(&self, j: usize, f: &mut F) {
-        if j as u32 * block_dim() >= self.vectors {
-            return;
-        }
-        let w = self.words[j];
-        let first = (j as u32 * block_dim() + thread_idx()) * Self::PER_VEC;
-        for l in 0..Self::PER_VEC {
-            let pos = first + l;
-            let bits = (w >> (Self::BITS * l)) as u32 & (u32::MAX >> (32 - Self::BITS));
-            let inside = pos >= self.head && pos < self.head + self.n;
-            let key = if inside { E::key(bits) } else { 0 };
-            f(key, self.start + pos - self.head);
-        }
-    }
-}
+use crate::params::{ClusterLayout, TopKParams, RADIX_BINS, RADIX_BITS};
+use crate::slice::Slice;
 
 /// Result of a cluster select: the `k` largest of the selected values `x`
 /// are those with `x & mask > prefix`, and `take_equal` of the `ties` with
@@ -236,47 +134,12 @@ fn select<E: Element, V: Fn(u32, u32) -> u32>(
     }
 }
 
-/// Keys each warp offers the block's bound (its largest threads').
-const TOPS_PER_WARP: u32 = 8;
-
 /// A key at or below the row's k-th largest (1.). Every thread of every
 /// block of the cluster must call it, after its arrive at the kernel's
 /// start (waited for here); contains a cluster barrier.
 #[inline(always)]
 fn filter_bound<E: Element>(slice: &Slice<E>, k: u32, blocks: u32, layout: &ClusterLayout) -> u32 {
-    let mut top = 0;
-    slice.each(|key, _| top = top.max(key));
-    let j = k.div_ceil(blocks);
-    let per = j.min(TOPS_PER_WARP);
-    let offered = per * (block_dim() / 32);
-    // This thread publishes the block's bound.
-    let mut publish = None;
-    if offered >= j {
-        // The j-th largest of the warps' top `per` keys: the one with j - 1
-        // above it in (key descending, position ascending) order.
-        let words = Shared::<u64>::dynamic(layout.maxima);
-        let sorted = warp_sort_desc(top);
-        let position = warp() * per + lane();
-        if lane() < per {
-            words.set(
-                position,
-                (sorted as u64) << 32 | (u32::MAX - position) as u64,
-            );
-        }
-        sync_threads();
-        if let Some((rank, word)) = rank_words(words, offered) {
-            if rank == j - 1 {
-                publish = Some((word >> 32) as u32);
-            }
-        }
-    } else {
-        let keys = Shared::<u32>::dynamic(layout.maxima);
-        keys.set(thread_idx(), top);
-        let sel = radix_select(Scratch::new(), keys, block_dim(), j, E::KEY_BITS);
-        if thread_idx() == 0 {
-            publish = Some(sel.prefix);
-        }
-    }
+    let publish = slice.bound(k.div_ceil(blocks), layout.maxima);
     let words = Shared::<u32>::dynamic(layout.words);
     // Every peer has started (their arrive at the kernel's start) before
     // anything is written to its shared memory.
@@ -318,13 +181,15 @@ fn gather_regions<E: Element>(
     let rank = cluster_rank();
     let room = layout.capacity / blocks;
     let words = Shared::<u32>::dynamic(layout.words);
-    append(
-        slice,
-        |key, _| key >= bound,
+    let candidates = Shared::<u64>::dynamic(layout.candidates).peer(0);
+    slice.append_at_least(
+        bound,
         |n| words.fetch_add(FILTERED, n),
-        rank * room,
-        room,
-        layout,
+        |slot, word| {
+            if slot < room {
+                candidates.set(rank * room + slot, word)
+            }
+        },
     );
     sync_threads();
     if thread_idx() < blocks {
@@ -377,31 +242,6 @@ fn pack(regions: &Regions, blocks: u32, layout: &ClusterLayout) -> u32 {
     total
 }
 
-/// Writes the sort words of the slice's elements that `keep(key, index)`
-/// (never a position without an element, key 0) to block 0's candidates
-/// `first..first + room`, at the slots `reserve(n)` (one call per warp that
-/// keeps any) hands out; slots past `room` are not written. Every lane of
-/// the warp must call it.
-#[inline(always)]
-fn append<E: Element, K: Fn(u32, u32) -> bool, F: Fn(u32) -> u32>(
-    slice: &Slice<E>,
-    keep: K,
-    reserve: F,
-    first: u32,
-    room: u32,
-    layout: &ClusterLayout,
-) {
-    let candidates = Shared::<u64>::dynamic(layout.candidates).peer(0);
-    slice.each(|key, index| {
-        let kept = key != 0 && keep(key, index);
-        if let Some(slot) = warp_append(kept, &reserve) {
-            if slot < room {
-                candidates.set(first + slot, sort_word(key, index));
-            }
-        }
-    });
-}
-
 /// Appends the sort words of the slice's elements that `keep(key, index)`
 /// (never a position without an element, key 0) to block 0's candidates,
 /// counting them in block 0's word `EXACT`; returns the count, read by
@@ -415,13 +255,15 @@ fn gather<E: Element, K: Fn(u32, u32) -> bool>(
     layout: &ClusterLayout,
 ) -> u32 {
     let count = Shared::<u32>::dynamic(layout.words).peer(0);
-    append(
-        slice,
+    let candidates = Shared::<u64>::dynamic(layout.candidates).peer(0);
+    slice.append(
         keep,
         |n| count.fetch_add(EXACT, n),
-        0,
-        layout.capacity,
-        layout,
+        |slot, word| {
+            if slot < layout.capacity {
+                candidates.set(slot, word)
+            }
+        },
     );
     cluster_sync();
     let found = count.get(EXACT);
@@ -486,40 +328,6 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
         sync_threads();
         rows.finish(row);
     }
-}
-
-/// Block 0's `found` candidates narrowed for the sort: when there are more
-/// than a rank sort takes and `k` is not, a block radix select of the k-th
-/// key and a copy of the candidates at or above it (all its ties) to
-/// `out`. Returns the buffer holding them, the other one, and their count.
-/// Block-wide; the candidates must be behind a barrier.
-#[inline(always)]
-fn shortlist<E: Element>(
-    candidates: Shared<u64>,
-    out: Shared<u64>,
-    found: u32,
-    k: u32,
-) -> (Shared<u64>, Shared<u64>, u32) {
-    if found <= RANK_SORT_MAX || k > RANK_SORT_MAX {
-        return (candidates, out, found);
-    }
-    let sel = radix_select(Scratch::new(), candidates, found, k, E::KEY_BITS);
-    let count = Scratch::new().word();
-    if thread_idx() == 0 {
-        count.set(0, 0);
-    }
-    sync_threads();
-    let mut i = thread_idx();
-    while i < found.next_multiple_of(32) {
-        let word = if i < found { candidates.get(i) } else { 0 };
-        let keep = i < found && (word >> 32) as u32 & sel.mask >= sel.prefix;
-        if let Some(slot) = warp_append(keep, |n| count.fetch_add(0, n)) {
-            out.set(slot, word);
-        }
-        i += block_dim();
-    }
-    sync_threads();
-    (out, candidates, count.get(0))
 }
 
 /// 3.-4. The exact select and its gather, when the filter kept more than

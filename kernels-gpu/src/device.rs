@@ -174,6 +174,42 @@ pub fn shfl_xor(v: u32, mask: u32) -> u32 {
     r
 }
 
+/// Lane-wise maximum of two pairs of bf16 (`max.NaN.bf16x2`): NaN where
+/// either is NaN.
+#[inline(always)]
+pub fn max_nan_bf16x2(a: u32, b: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register arithmetic only.
+    unsafe {
+        asm!("max.NaN.bf16x2 {r}, {a}, {b};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b, options(pure, nomem, nostack));
+    }
+    r
+}
+
+/// Lane-wise maximum of two pairs of f16 (`max.NaN.f16x2`): NaN where
+/// either is NaN.
+#[inline(always)]
+pub fn max_nan_f16x2(a: u32, b: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register arithmetic only.
+    unsafe {
+        asm!("max.NaN.f16x2 {r}, {a}, {b};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b, options(pure, nomem, nostack));
+    }
+    r
+}
+
+/// Maximum of two f32 given by their bits (`max.NaN.f32`): NaN if either
+/// is NaN.
+#[inline(always)]
+pub fn max_nan_f32(a: u32, b: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register arithmetic only.
+    unsafe {
+        asm!("max.NaN.f32 {r}, {a}, {b};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b, options(pure, nomem, nostack));
+    }
+    r
+}
+
 /// Mask of the lanes below this one.
 #[inline(always)]
 pub fn lanemask_lt() -> u32 {
@@ -428,6 +464,28 @@ impl Shared<u32> {
 }
 
 impl GlobalMut<u32> {
+    /// Element `i`, read through L2 (as [`GlobalMut::<u64>::get_cg`]).
+    #[inline(always)]
+    pub fn get_cg(self, i: u64) -> u32 {
+        let p = self.ptr.wrapping_add(i as usize);
+        let v: u32;
+        // SAFETY: in bounds by the launch contract.
+        unsafe {
+            asm!("ld.global.cg.u32 {v}, [{p}];", p = in(reg64) p, v = out(reg32) v, options(readonly, nostack));
+        }
+        v
+    }
+
+    /// `self[i] = max(self[i], v)` atomically at device scope.
+    #[inline(always)]
+    pub fn atomic_max(self, i: u64, v: u32) {
+        let p = self.ptr.wrapping_add(i as usize);
+        // SAFETY: in bounds by the launch contract.
+        unsafe {
+            asm!("red.global.max.u32 [{p}], {v};", p = in(reg64) p, v = in(reg32) v, options(nostack));
+        }
+    }
+
     /// `self[i] += v` atomically at device scope, returning the old value.
     #[inline(always)]
     pub fn fetch_add(self, i: u64, v: u32) -> u32 {

@@ -17,7 +17,8 @@
 //!   `indices[r, 0..k]` (u32): torch.topk's order, NaN first, ties by lower index.
 //!
 //! The `*_cluster_*` entry points run the same [`Rows`] over
-//! [`crate::cluster`]'s body instead (one cluster per row, no pool).
+//! [`crate::cluster`]'s body instead (one cluster per row, no pool), the
+//! `*_filter_*` ones over [`crate::filter`]'s (two launches).
 
 use core::marker::PhantomData;
 
@@ -27,8 +28,9 @@ use crate::device::{
     block_dim, block_idx_x, block_idx_y, fence, sync_threads, thread_idx, GlobalMut, Shared,
 };
 use crate::element::{unpack_sort_word, Bf16, Element, F16, F32};
+use crate::filter::run_filter;
 use crate::merge::merge;
-use crate::params::{mode, ClusterLayout, Layout, TopKParams};
+use crate::params::{mode, ClusterLayout, FilterLayout, Layout, TopKParams};
 use crate::sample::Sampler;
 use crate::stage1::chunk_topk;
 
@@ -75,6 +77,30 @@ impl<E: Element> Rows<E> for TopKOut<E> {
         self.values.set(at, E::key_to_f32(key));
         self.indices.set(at, index);
     }
+}
+
+/// Whether this block is the last of `blocks` to arrive at the counter
+/// `arrivals[at]` (which that block resets to zero); after it, the last
+/// block sees every global write the others made before they arrived.
+/// Block-wide, with barriers.
+#[inline(always)]
+pub fn last_to_arrive(arrivals: GlobalMut<u32>, at: u64, blocks: u32) -> bool {
+    fence();
+    sync_threads();
+    let last = Scratch::new().word();
+    if thread_idx() == 0 {
+        let arrived = arrivals.fetch_add(at, 1) + 1;
+        if arrived == blocks {
+            arrivals.set(at, 0);
+        }
+        last.set(0, (arrived == blocks) as u32);
+    }
+    sync_threads();
+    let last = last.get(0) != 0;
+    if last {
+        fence();
+    }
+    last
 }
 
 /// Stage 1, then stage 2 in the row's last block, handing the rows to `rows`.
@@ -127,22 +153,9 @@ pub fn run<E: Element, R: Rows<E>>(p: &TopKParams, layout: &Layout, rows: &R) {
     if p.mode == mode::STAGE1 {
         return;
     }
-    fence();
-    sync_threads();
-    let last = Scratch::new().word();
-    if tid == 0 {
-        let arrivals = GlobalMut::<u32>::new(p.arrivals);
-        let arrived = arrivals.fetch_add(row as u64, 1) + 1;
-        if arrived == p.chunks {
-            arrivals.set(row as u64, 0);
-        }
-        last.set(0, (arrived == p.chunks) as u32);
-    }
-    sync_threads();
-    if last.get(0) == 0 {
+    if !last_to_arrive(GlobalMut::new(p.arrivals), row as u64, p.chunks) {
         return;
     }
-    fence();
     merge(p, row, layout, emit);
     finish();
 }
@@ -154,7 +167,7 @@ fn topk<E: Element>(p: &TopKParams) {
 }
 
 macro_rules! kernels {
-    ($($ty:ty: $topk:ident, $topk_cluster:ident, $sample:ident, $sample_cluster:ident);*) => {$(
+    ($($ty:ty: $topk:ident, $topk_cluster:ident, $topk_filter:ident, $sample:ident, $sample_cluster:ident);*) => {$(
         /// Top-k for one dtype (see the module doc).
         #[no_mangle]
         pub extern "ptx-kernel" fn $topk(p: TopKParams) {
@@ -165,6 +178,12 @@ macro_rules! kernels {
         #[no_mangle]
         pub extern "ptx-kernel" fn $topk_cluster(p: TopKParams) {
             run_cluster::<$ty, _>(&p, &ClusterLayout::new(p.k), &TopKOut::<$ty>::new(&p));
+        }
+
+        /// Top-k for one dtype in two launches (see [`crate::filter`]).
+        #[no_mangle]
+        pub extern "ptx-kernel" fn $topk_filter(p: TopKParams) {
+            run_filter::<$ty, _>(&p, &FilterLayout::new(p.k), &TopKOut::<$ty>::new(&p));
         }
 
         /// Sampling for one dtype (see [`crate::sample`]).
@@ -182,7 +201,7 @@ macro_rules! kernels {
 }
 
 kernels!(
-    Bf16: topk_bf16, topk_cluster_bf16, sample_bf16, sample_cluster_bf16;
-    F16: topk_f16, topk_cluster_f16, sample_f16, sample_cluster_f16;
-    F32: topk_f32, topk_cluster_f32, sample_f32, sample_cluster_f32
+    Bf16: topk_bf16, topk_cluster_bf16, topk_filter_bf16, sample_bf16, sample_cluster_bf16;
+    F16: topk_f16, topk_cluster_f16, topk_filter_f16, sample_f16, sample_cluster_f16;
+    F32: topk_f32, topk_cluster_f32, topk_filter_f32, sample_f32, sample_cluster_f32
 );

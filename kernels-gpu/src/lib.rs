@@ -5,7 +5,8 @@
 //! ([`params`]). On `nvptx64` it also holds the device layer ([`device`]),
 //! the block-level primitives ([`block`], [`load`]), the two stages
 //! ([`stage1`], [`merge`]), the cluster-per-row path ([`cluster`]), the
-//! sampler ([`sample`]) and the kernel entry points ([`kernel`]).
+//! two-launch filter path ([`filter`]) over register-held shares of rows
+//! ([`slice`]), the sampler ([`sample`]) and the kernel entry points ([`kernel`]).
 #![no_std]
 #![cfg_attr(
     target_arch = "nvptx64",
@@ -30,6 +31,8 @@ pub mod cluster;
 #[cfg(target_arch = "nvptx64")]
 pub mod device;
 #[cfg(target_arch = "nvptx64")]
+pub mod filter;
+#[cfg(target_arch = "nvptx64")]
 pub mod kernel;
 #[cfg(target_arch = "nvptx64")]
 pub mod load;
@@ -37,6 +40,8 @@ pub mod load;
 pub mod merge;
 #[cfg(target_arch = "nvptx64")]
 pub mod sample;
+#[cfg(target_arch = "nvptx64")]
+pub mod slice;
 #[cfg(target_arch = "nvptx64")]
 pub mod stage1;
 

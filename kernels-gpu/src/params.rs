@@ -66,7 +66,8 @@ pub struct TopKParams {
     pub mode: u32,
 }
 
-/// What one launch of the top-k kernel does.
+/// What one launch of the top-k kernel does (the filter kernel: `BOUND`,
+/// then `FILTER`).
 pub mod mode {
     /// Both stages: grid `(chunks, batch)`; the row's last block merges.
     pub const FUSED: u32 = 0;
@@ -75,6 +76,12 @@ pub mod mode {
     pub const STAGE1: u32 = 1;
     /// Stage 2 only: grid `(1, batch)`, merges the pool a `STAGE1` launch wrote.
     pub const STAGE2: u32 = 2;
+    /// Filter kernel, first launch: every block folds its bound into its
+    /// row's [`super::filter_words::BOUND`].
+    pub const BOUND: u32 = 3;
+    /// Filter kernel, second launch: every block appends its elements at or
+    /// above the row's bound; the row's last block sorts them.
+    pub const FILTER: u32 = 4;
 }
 
 /// Elements of `size` bytes in one 16-byte vector.
@@ -153,11 +160,11 @@ pub const fn cluster_fits(chunk_len: u32, size: u32, threads: u32) -> bool {
     (chunk_len + per_vec - 1).div_ceil(per_vec) <= threads * CLUSTER_VECTORS
 }
 
-/// Most candidates the cluster kernel gathers for a top `k`: room for the
+/// Most candidates the cluster kernel (and a row of the filter kernel)
+/// gathers for a top `k`: room for the
 /// elements at or above the filter bound (typically 2-3k on logits, see
 /// [`crate::cluster`], in `C` equal regions, one a block) and for ties at
-/// the k-th key before an index select is needed; a power of two for the
-/// bitonic sort.
+/// the k-th key before an index select is needed; a power of two.
 pub const fn cluster_capacity(k: u32) -> u32 {
     let room = 4 * k;
     let room = if room < 1024 { 1024 } else { room };
@@ -220,6 +227,53 @@ impl ClusterLayout {
             candidates,
             capacity,
             bytes: candidates + 8 * capacity,
+        }
+    }
+}
+
+/// Word offsets in each row's `[row * filter_words::WORDS ..]` of the
+/// `arrivals` buffer (the filter kernel's; the chunked kernel uses word
+/// `row` alone): zero before and after every pair of launches.
+pub mod filter_words {
+    /// Blocks of the row done with their appends.
+    pub const ARRIVED: u32 = 0;
+    /// The row's filter bound, bit-inverted (folded with an atomic max).
+    pub const BOUND: u32 = 1;
+    /// Elements appended (past the capacity only counted).
+    pub const FOUND: u32 = 2;
+    /// Words per row.
+    pub const WORDS: u32 = 3;
+}
+
+/// Byte offsets in the dynamic shared memory of the filter kernel
+/// (`topk_filter_<dtype>`), after the scratch header: the threads' largest
+/// keys of the bound (`4 * MAX_THREADS` bytes; all a `BOUND` launch
+/// needs, `bound_bytes`), then for the row's last block of a `FILTER`
+/// launch the candidates and as many spare words for their sort
+/// (`cluster_capacity(k)` each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FilterLayout {
+    pub maxima: u32,
+    pub candidates: u32,
+    pub spare: u32,
+    pub capacity: u32,
+    pub bound_bytes: u32,
+    pub bytes: u32,
+}
+
+impl FilterLayout {
+    pub const fn new(k: u32) -> FilterLayout {
+        let maxima = smem::HEADER_BYTES;
+        let candidates = maxima + 4 * MAX_THREADS;
+        let capacity = cluster_capacity(k);
+        let spare = candidates + 8 * capacity;
+        FilterLayout {
+            maxima,
+            candidates,
+            spare,
+            capacity,
+            bound_bytes: candidates,
+            bytes: spare + 8 * capacity,
         }
     }
 }

@@ -246,7 +246,7 @@ fn bench_sample<T: Logit>(
             "mode": "sample", "batch": batch, "vocab": vocab, "k": args.top_k, "dtype": dtype.torch_name(),
             "temperature": args.sampling.temperature, "top_p": args.sampling.top_p, "min_p": args.sampling.min_p,
             "iters": args.iters, "gpu_ms": gpu_ms, "gpu_b2b_ms": b2b_ms, "e2e_ms": e2e_ms,
-            "chunks": plan.chunks, "chunk_len": plan.chunk_len, "threads": plan.threads, "cluster": plan.cluster,
+            "chunks": plan.chunks, "chunk_len": plan.chunk_len, "threads": plan.threads, "cluster": plan.cluster, "filter": plan.filter,
         });
         if let Some(ok) = checked {
             obj["matches_reference"] = ok.into();
@@ -340,7 +340,7 @@ fn bench<T: Logit>(
         let mut obj = serde_json::json!({
             "batch": batch, "vocab": vocab, "k": k, "dtype": dtype.torch_name(),
             "iters": args.iters, "gpu_ms": timing.times.gpu_ms, "gpu_b2b_ms": timing.times.b2b_ms, "e2e_ms": timing.times.e2e_ms,
-            "chunks": plan.chunks, "chunk_len": plan.chunk_len, "pool": plan.pool(), "threads": plan.threads, "cluster": plan.cluster,
+            "chunks": plan.chunks, "chunk_len": plan.chunk_len, "pool": plan.pool(), "threads": plan.threads, "cluster": plan.cluster, "filter": plan.filter,
         });
         if let Some([s1, s2]) = timing.stages_ms {
             obj["stage1_ms"] = s1.into();

@@ -1,0 +1,141 @@
+//! Two-launch top-k for batches too large for a cluster per row: a global
+//! filter bound per row, then one pass that keeps only what passes it.
+//!
+//! Contract ([`TopKParams`]; launches `BOUND` then `FILTER`, [`mode`]):
+//! - grid `(chunks, batch)`, block `threads` (multiple of 32, 256..=1024);
+//!   block `(c, r)` holds row `r`'s positions `[c * chunk_len, min(vocab,
+//!   (c + 1) * chunk_len))` in registers (a [`Slice`]: `chunk_len` must
+//!   [`crate::params::cluster_fits`]);
+//! - dynamic shared memory `FilterLayout::new(k).bound_bytes` for `BOUND`,
+//!   `.bytes` for `FILTER`;
+//! - `arrivals`: `[batch, filter_words::WORDS]` words, zero before the
+//!   `BOUND` launch and after the `FILTER` launch; `pool`: `[batch,
+//!   capacity]` sort words (`capacity = FilterLayout::new(k).capacity`);
+//! - the row's top k go to [`Rows::emit`] in the row's last block, torch.topk's order.
+//!
+//! 1. `BOUND`: each block finds the `j = ceil(k / chunks)`-th largest of its
+//!    threads' largest keys ([`Slice::bound`]: at least `j` of its elements
+//!    are at or above it) and folds it into the row's bound with an atomic
+//!    minimum (a maximum of the inverted key). The smallest of the `chunks`
+//!    bounds has at least `k` of the row's elements at or above it: it is at
+//!    or below the row's k-th key, and every element of the top k (ties at
+//!    the k-th key included) passes it.
+//! 2. `FILTER`: each block loads its share again (from L2 where it stayed)
+//!    and appends the sort words of its elements at or above the bound to
+//!    the row's pool (a global counter; 2-3k elements on logits). The row's
+//!    last block to arrive ([`last_to_arrive`]) loads them into shared
+//!    memory, narrows them ([`shortlist`]) and sorts them; the first k are
+//!    the row's top k.
+//! 3. If more passed than the pool holds (heavy ties, adversarial rows),
+//!    the last block instead selects the row's k-th key itself, streaming
+//!    the row from global memory (a block radix select, then an ordered
+//!    compaction in row order: ties at the k-th key to the lowest indices)
+//!    and sorts those k.
+
+use core::marker::PhantomData;
+
+use crate::block::{compact, radix_select, shortlist, sort_desc, Keys, Scratch};
+use crate::device::{
+    block_dim, block_idx_x, block_idx_y, sync_threads, thread_idx, Global, GlobalMut, Shared,
+};
+use crate::element::{sort_word, Element};
+use crate::kernel::{last_to_arrive, Rows};
+use crate::params::filter_words::{ARRIVED, BOUND, FOUND, WORDS};
+use crate::params::{mode, FilterLayout, TopKParams};
+use crate::slice::Slice;
+
+/// The keys of one row in global memory (3.).
+#[derive(Clone, Copy)]
+struct RowKeys<E> {
+    addr: u64,
+    element: PhantomData<E>,
+}
+
+impl<E: Element> Keys for RowKeys<E> {
+    #[inline(always)]
+    fn key(self, i: u32) -> u32 {
+        let bits = if E::SIZE == 2 {
+            Global::<u16>::new(self.addr).get(i) as u32
+        } else {
+            Global::<u32>::new(self.addr).get(i)
+        };
+        E::key(bits)
+    }
+}
+
+/// The filter kernels' body (see the module doc), handing row
+/// `blockIdx.y`'s top k to `rows` in its last block of the `FILTER` launch.
+#[inline(always)]
+pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout, rows: &R) {
+    let row = block_idx_y();
+    let start = block_idx_x() * p.chunk_len;
+    let n = p.chunk_len.min(p.vocab - start);
+    let row_addr = p.input + row as u64 * p.vocab as u64 * E::SIZE as u64;
+    let slice = Slice::<E>::load(row_addr + (start * E::SIZE) as u64, n, start);
+    let words = GlobalMut::<u32>::new(p.arrivals);
+    let at = |word: u32| (row * WORDS + word) as u64;
+
+    // 1.
+    if p.mode == mode::BOUND {
+        if let Some(bound) = slice.bound(p.k.div_ceil(p.chunks), layout.maxima) {
+            words.atomic_max(at(BOUND), !bound);
+        }
+        return;
+    }
+
+    // 2.
+    let bound = !words.get_cg(at(BOUND));
+    let pool = GlobalMut::<u64>::new(p.pool);
+    let first = row as u64 * layout.capacity as u64;
+    slice.append_at_least(
+        bound,
+        |n| words.fetch_add(at(FOUND), n),
+        |slot, word| {
+            if slot < layout.capacity {
+                pool.set(first + slot as u64, word);
+            }
+        },
+    );
+    if !last_to_arrive(words, at(ARRIVED), p.chunks) {
+        return;
+    }
+    let found = words.get_cg(at(FOUND));
+    let (candidates, spare) = (
+        Shared::<u64>::dynamic(layout.candidates),
+        Shared::<u64>::dynamic(layout.spare),
+    );
+    let (list, other, count) = if found <= layout.capacity {
+        let mut i = thread_idx();
+        while i < found {
+            candidates.set(i, pool.get_cg(first + i as u64));
+            i += block_dim();
+        }
+        sync_threads();
+        shortlist::<E>(candidates, spare, found, p.k)
+    } else {
+        // 3.
+        let keys = RowKeys::<E> {
+            addr: row_addr,
+            element: PhantomData,
+        };
+        let sel = radix_select(Scratch::new(), keys, p.vocab, p.k, E::KEY_BITS);
+        compact(Scratch::new(), keys, p.vocab, sel, |index, slot, key| {
+            candidates.set(slot, sort_word(key, index))
+        });
+        (candidates, spare, p.k)
+    };
+    let sorted = sort_desc(list, other, count);
+    let mut j = thread_idx();
+    while j < p.k {
+        rows.emit(row, j, sorted.get(j));
+        j += block_dim();
+    }
+    if thread_idx() == 0 {
+        words.set(at(BOUND), 0);
+        words.set(at(FOUND), 0);
+    }
+    if R::FINISHES {
+        sync_threads();
+        rows.finish(row);
+    }
+}

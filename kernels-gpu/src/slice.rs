@@ -1,0 +1,268 @@
+//! A block's share of a row held in registers, and what blocks do with
+//! one: the bound of its largest keys, appends of the elements that pass a
+//! test. Used by the cluster body ([`crate::cluster`]) and the filter body
+//! ([`crate::filter`]).
+
+use core::marker::PhantomData;
+
+use crate::block::{
+    radix_select, rank_words, warp_append, warp_inclusive_sum, warp_sort_desc, Scratch,
+};
+use crate::device::{
+    ballot, block_dim, lane, load_nc_v4, max_nan_bf16x2, max_nan_f16x2, max_nan_f32, shfl_idx,
+    sync_threads, thread_idx, warp, Global, Shared,
+};
+use crate::element::{sort_word, DType, Element, F16};
+use crate::params::CLUSTER_VECTORS;
+
+/// A block's share of its row, in registers. Positions count from the
+/// 16-byte boundary at or before the share's first element; thread `t`
+/// holds vectors `j * threads + t`, `j < CLUSTER_VECTORS`, each as one
+/// `u128` (element `l` in bits `l * size * 8..`), indexed only with
+/// constants so they stay in registers.
+pub struct Slice<E> {
+    words: [u128; 5],
+    /// Positions before the first element (`0..per_vec`).
+    head: u32,
+    /// Elements in the share.
+    n: u32,
+    /// Row index of the first element.
+    start: u32,
+    /// Vectors the share's positions span.
+    vectors: u32,
+    element: PhantomData<E>,
+}
+
+const _: () = assert!(CLUSTER_VECTORS == 5);
+
+impl<E: Element> Slice<E> {
+    const PER_VEC: u32 = 16 / E::SIZE;
+    const BITS: u32 = 8 * E::SIZE;
+
+    /// Loads the `n` elements at device address `addr` (row index `start`
+    /// on): whole vectors with 16-byte loads, the two edge vectors element
+    /// by element (nothing outside the share is read).
+    #[inline(always)]
+    pub fn load(addr: u64, n: u32, start: u32) -> Self {
+        let head = (addr % 16) as u32 / E::SIZE;
+        let base = addr - (head * E::SIZE) as u64;
+        let vectors = (head + n).div_ceil(Self::PER_VEC);
+        let load = |j: u32| -> u128 {
+            let v = j * block_dim() + thread_idx();
+            let first = v * Self::PER_VEC;
+            if v >= vectors {
+                return 0;
+            }
+            if first >= head && first + Self::PER_VEC <= head + n {
+                let w = load_nc_v4(base + 16 * v as u64);
+                return w[0] as u128
+                    | (w[1] as u128) << 32
+                    | (w[2] as u128) << 64
+                    | (w[3] as u128) << 96;
+            }
+            let mut x = 0u128;
+            for l in 0..Self::PER_VEC {
+                let pos = first + l;
+                if pos >= head && pos < head + n {
+                    let bits = if E::SIZE == 2 {
+                        Global::<u16>::new(base).get(pos) as u32
+                    } else {
+                        Global::<u32>::new(base).get(pos)
+                    };
+                    x |= (bits as u128) << (Self::BITS * l);
+                }
+            }
+            x
+        };
+        Slice {
+            words: [load(0), load(1), load(2), load(3), load(4)],
+            head,
+            n,
+            start,
+            vectors,
+            element: PhantomData,
+        }
+    }
+
+    /// Calls `f(key, index)` for every position of every vector slot any
+    /// thread of the block holds, the same sequence in every lane (so `f`
+    /// may use warp votes); `key` is 0 (below every real key) where this
+    /// thread holds no element.
+    #[inline(always)]
+    pub fn each<F: FnMut(u32, u32)>(&self, mut f: F) {
+        self.vector(0, &mut f);
+        self.vector(1, &mut f);
+        self.vector(2, &mut f);
+        self.vector(3, &mut f);
+        self.vector(4, &mut f);
+    }
+
+    /// Raw bits of element `l` of vector `w`.
+    #[inline(always)]
+    fn bits(w: u128, l: u32) -> u32 {
+        (w >> (Self::BITS * l)) as u32 & (u32::MAX >> (32 - Self::BITS))
+    }
+
+    /// [`Slice::each`] over vector slot `j` (a constant at every call).
+    #[inline(always)]
+    fn vector<F: FnMut(u32, u32)>(&self, j: usize, f: &mut F) {
+        if j as u32 * block_dim() >= self.vectors {
+            return;
+        }
+        let w = self.words[j];
+        let first = (j as u32 * block_dim() + thread_idx()) * Self::PER_VEC;
+        for l in 0..Self::PER_VEC {
+            let pos = first + l;
+            let bits = Self::bits(w, l);
+            let inside = pos >= self.head && pos < self.head + self.n;
+            let key = if inside { E::key(bits) } else { 0 };
+            f(key, self.start + pos - self.head);
+        }
+    }
+}
+
+/// The largest value of a 16-byte vector of `E`, as `f32`: NaN if any
+/// element is NaN, and `-0.0` may stand for a `+0.0` (so a test `max <
+/// floor` that skips the vector never skips an element whose value is at
+/// or above the floor).
+#[inline(always)]
+fn vector_max<E: Element>(w: u128) -> f32 {
+    let (a, b, c, d) = (
+        w as u32,
+        (w >> 32) as u32,
+        (w >> 64) as u32,
+        (w >> 96) as u32,
+    );
+    match E::DTYPE {
+        DType::BF16 => {
+            let m = max_nan_bf16x2(max_nan_bf16x2(a, b), max_nan_bf16x2(c, d));
+            f32::from_bits(max_nan_f32(m << 16, m & 0xffff_0000))
+        }
+        DType::F16 => {
+            let m = max_nan_f16x2(max_nan_f16x2(a, b), max_nan_f16x2(c, d));
+            let (lo, hi) = (F16::to_f32(m & 0xffff), F16::to_f32(m >> 16));
+            f32::from_bits(max_nan_f32(lo.to_bits(), hi.to_bits()))
+        }
+        DType::F32 => f32::from_bits(max_nan_f32(max_nan_f32(a, b), max_nan_f32(c, d))),
+    }
+}
+
+/// Keys each warp offers the block's bound (its largest threads').
+const TOPS_PER_WARP: u32 = 8;
+
+impl<E: Element> Slice<E> {
+    /// The `j`-th largest of the block's threads' largest keys, which has at
+    /// least `j` of the block's elements at or above it (0 when fewer than
+    /// `j` threads hold any); returned to one thread. Each warp sorts its 32
+    /// maxima by shuffles and offers its top `min(j, TOPS_PER_WARP)`, and a
+    /// rank count over the offers picks the j-th when they hold at least `j`
+    /// keys; else a block radix select over all the maxima. Uses the
+    /// scratch header and `4 * block_dim()` bytes of shared memory at
+    /// `maxima`; block-wide, with barriers.
+    #[inline(always)]
+    pub fn bound(&self, j: u32, maxima: u32) -> Option<u32> {
+        let mut top = 0;
+        self.each(|key, _| top = top.max(key));
+        let per = j.min(TOPS_PER_WARP);
+        let offered = per * (block_dim() / 32);
+        if offered >= j {
+            // The one with j - 1 above it in (key descending, position
+            // ascending) order.
+            let words = Shared::<u64>::dynamic(maxima);
+            let sorted = warp_sort_desc(top);
+            let position = warp() * per + lane();
+            if lane() < per {
+                words.set(
+                    position,
+                    (sorted as u64) << 32 | (u32::MAX - position) as u64,
+                );
+            }
+            sync_threads();
+            let (rank, word) = rank_words(words, offered)?;
+            (rank == j - 1).then_some((word >> 32) as u32)
+        } else {
+            let keys = Shared::<u32>::dynamic(maxima);
+            keys.set(thread_idx(), top);
+            let sel = radix_select(Scratch::new(), keys, block_dim(), j, E::KEY_BITS);
+            (thread_idx() == 0).then_some(sel.prefix)
+        }
+    }
+
+    /// Hands `put(slot, word)` the sort word of every element whose value
+    /// is not below the value of key `bound` (every element whose key is at
+    /// least `bound`, and perhaps a `-0.0` more), at the slots `reserve(n)`
+    /// (one call per warp and vector slot that keeps any) hands out. A warp
+    /// skips a vector slot where no lane's vector reaches the value
+    /// ([`vector_max`]; on logits most do); else each thread tests its
+    /// elements as `f32`, the warp scans the counts, and each thread writes
+    /// its own. Every lane of the warp must call it.
+    #[inline(always)]
+    pub fn append_at_least<F, P>(&self, bound: u32, reserve: F, put: P)
+    where
+        F: Fn(u32) -> u32,
+        P: Fn(u32, u64),
+    {
+        // NaN (a NaN floor, a NaN element) passes: `<` is false.
+        let floor = E::key_to_f32(bound);
+        let slot = |j: usize| {
+            if j as u32 * block_dim() >= self.vectors {
+                return;
+            }
+            let w = self.words[j];
+            let reaches = !(vector_max::<E>(w) < floor);
+            if ballot(reaches) == 0 {
+                return;
+            }
+            let first = (j as u32 * block_dim() + thread_idx()) * Self::PER_VEC;
+            let mut kept = 0u32;
+            if reaches {
+                for l in 0..Self::PER_VEC {
+                    let pos = first + l;
+                    let inside = pos >= self.head && pos < self.head + self.n;
+                    if inside && !(E::to_f32(Self::bits(w, l)) < floor) {
+                        kept |= 1 << l;
+                    }
+                }
+            }
+            let count = kept.count_ones();
+            let end = warp_inclusive_sum(count);
+            let total = shfl_idx(end, 31);
+            if total == 0 {
+                return;
+            }
+            let base = shfl_idx(if lane() == 31 { reserve(total) } else { 0 }, 31);
+            let mut at = base + end - count;
+            while kept != 0 {
+                let l = kept.trailing_zeros();
+                kept &= kept - 1;
+                let key = E::key(Self::bits(w, l));
+                put(at, sort_word(key, self.start + first + l - self.head));
+                at += 1;
+            }
+        };
+        slot(0);
+        slot(1);
+        slot(2);
+        slot(3);
+        slot(4);
+    }
+
+    /// Hands `put(slot, word)` the sort word of every element that
+    /// `keep(key, index)` (never a position without an element, key 0), at
+    /// the slots `reserve(n)` (one call per warp that keeps any) hands out.
+    /// Every lane of the warp must call it.
+    #[inline(always)]
+    pub fn append<K, F, P>(&self, keep: K, reserve: F, put: P)
+    where
+        K: Fn(u32, u32) -> bool,
+        F: Fn(u32) -> u32,
+        P: Fn(u32, u64),
+    {
+        self.each(|key, index| {
+            let kept = key != 0 && keep(key, index);
+            if let Some(slot) = warp_append(kept, &reserve) {
+                put(slot, sort_word(key, index));
+            }
+        });
+    }
+}
