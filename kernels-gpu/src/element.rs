@@ -47,6 +47,8 @@ pub trait Element: Copy {
     const KEY_BITS: u32;
     /// Size in bytes.
     const SIZE: u32;
+    /// Raw bits of `-inf`.
+    const NEG_INF_BITS: u32;
 
     /// Order-preserving key of the element whose raw bits are `bits`
     /// (zero-extended to 32 bits).
@@ -117,6 +119,7 @@ impl Element for Bf16 {
     const DTYPE: DType = DType::BF16;
     const KEY_BITS: u32 = 16;
     const SIZE: u32 = 2;
+    const NEG_INF_BITS: u32 = 0xff80;
 
     #[inline(always)]
     fn key(bits: u32) -> u32 {
@@ -142,6 +145,7 @@ impl Element for F16 {
     const DTYPE: DType = DType::F16;
     const KEY_BITS: u32 = 16;
     const SIZE: u32 = 2;
+    const NEG_INF_BITS: u32 = 0xfc00;
 
     #[inline(always)]
     fn key(bits: u32) -> u32 {
@@ -175,6 +179,7 @@ impl Element for F32 {
     const DTYPE: DType = DType::F32;
     const KEY_BITS: u32 = 32;
     const SIZE: u32 = 4;
+    const NEG_INF_BITS: u32 = 0xff80_0000;
 
     #[inline(always)]
     fn key(bits: u32) -> u32 {

@@ -41,17 +41,24 @@ impl<E: Element> Slice<E> {
 
     /// Loads the `n` elements at device address `addr` (row index `start`
     /// on): whole vectors with 16-byte loads, the two edge vectors element
-    /// by element (nothing outside the share is read).
+    /// by element (nothing outside the share is read). Positions without an
+    /// element hold `-inf`, the smallest value (for [`Slice::top_key`]).
     #[inline(always)]
     pub fn load(addr: u64, n: u32, start: u32) -> Self {
         let head = (addr % 16) as u32 / E::SIZE;
         let base = addr - (head * E::SIZE) as u64;
         let vectors = (head + n).div_ceil(Self::PER_VEC);
+        let lane_mask = u32::MAX >> (32 - Self::BITS);
+        let neg_inf = E::NEG_INF_BITS;
+        let mut fill = 0u128;
+        for l in 0..Self::PER_VEC {
+            fill |= (neg_inf as u128) << (Self::BITS * l);
+        }
         let load = |j: u32| -> u128 {
             let v = j * block_dim() + thread_idx();
             let first = v * Self::PER_VEC;
             if v >= vectors {
-                return 0;
+                return fill;
             }
             if first >= head && first + Self::PER_VEC <= head + n {
                 let w = load_nc_v4(base + 16 * v as u64);
@@ -60,7 +67,7 @@ impl<E: Element> Slice<E> {
                     | (w[2] as u128) << 64
                     | (w[3] as u128) << 96;
             }
-            let mut x = 0u128;
+            let mut x = fill;
             for l in 0..Self::PER_VEC {
                 let pos = first + l;
                 if pos >= head && pos < head + n {
@@ -69,7 +76,8 @@ impl<E: Element> Slice<E> {
                     } else {
                         Global::<u32>::new(base).get(pos)
                     };
-                    x |= (bits as u128) << (Self::BITS * l);
+                    let shift = Self::BITS * l;
+                    x = x & !((lane_mask as u128) << shift) | (bits as u128) << shift;
                 }
             }
             x
@@ -95,6 +103,29 @@ impl<E: Element> Slice<E> {
         self.vector(2, &mut f);
         self.vector(3, &mut f);
         self.vector(4, &mut f);
+    }
+
+    /// The key of one of this thread's elements at least as large as all
+    /// of them but perhaps a `+0.0` (a `-0.0` may stand for it), or of
+    /// `-inf` where it holds none: packed maxima over its vectors, a few
+    /// instructions per vector.
+    #[inline(always)]
+    pub fn top_key(&self) -> u32 {
+        let vector = |v: u128| {
+            let a = pair_max::<E>(v as u32, (v >> 32) as u32);
+            let b = pair_max::<E>((v >> 64) as u32, (v >> 96) as u32);
+            pair_max::<E>(a, b)
+        };
+        let w = &self.words;
+        let m = pair_max::<E>(
+            pair_max::<E>(vector(w[0]), vector(w[1])),
+            pair_max::<E>(pair_max::<E>(vector(w[2]), vector(w[3])), vector(w[4])),
+        );
+        if E::SIZE == 2 {
+            E::key(m & 0xffff).max(E::key(m >> 16))
+        } else {
+            E::key(m)
+        }
     }
 
     /// Raw bits of element `l` of vector `w`.
@@ -135,15 +166,25 @@ fn vector_max<E: Element>(w: u128) -> f32 {
     );
     match E::DTYPE {
         DType::BF16 => {
-            let m = max_nan_bf16x2(max_nan_bf16x2(a, b), max_nan_bf16x2(c, d));
+            let m = pair_max::<E>(pair_max::<E>(a, b), pair_max::<E>(c, d));
             f32::from_bits(max_nan_f32(m << 16, m & 0xffff_0000))
         }
         DType::F16 => {
-            let m = max_nan_f16x2(max_nan_f16x2(a, b), max_nan_f16x2(c, d));
+            let m = pair_max::<E>(pair_max::<E>(a, b), pair_max::<E>(c, d));
             let (lo, hi) = (F16::to_f32(m & 0xffff), F16::to_f32(m >> 16));
             f32::from_bits(max_nan_f32(lo.to_bits(), hi.to_bits()))
         }
-        DType::F32 => f32::from_bits(max_nan_f32(max_nan_f32(a, b), max_nan_f32(c, d))),
+        DType::F32 => f32::from_bits(pair_max::<E>(pair_max::<E>(a, b), pair_max::<E>(c, d))),
+    }
+}
+
+/// Packed maximum of two 32-bit words of `E` (NaN wins).
+#[inline(always)]
+fn pair_max<E: Element>(a: u32, b: u32) -> u32 {
+    match E::DTYPE {
+        DType::BF16 => max_nan_bf16x2(a, b),
+        DType::F16 => max_nan_f16x2(a, b),
+        DType::F32 => max_nan_f32(a, b),
     }
 }
 
@@ -161,8 +202,9 @@ impl<E: Element> Slice<E> {
     /// `maxima`; block-wide, with barriers.
     #[inline(always)]
     pub fn bound(&self, j: u32, maxima: u32) -> Option<u32> {
-        let mut top = 0;
-        self.each(|key, _| top = top.max(key));
+        // A thread with no element offers -inf's key: a bound that low has
+        // the whole row at or above it.
+        let top = self.top_key();
         let per = j.min(TOPS_PER_WARP);
         let offered = per * (block_dim() / 32);
         if offered >= j {
