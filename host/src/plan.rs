@@ -49,7 +49,8 @@ pub const CLUSTER_LONG_VOCAB: usize = 150_000;
 /// 512, 640 at 16 blocks; BENCHMARKS.md v6).
 pub const CLUSTER_THREADS: u32 = 512;
 
-/// Environment variable that turns the filter body off (`off`) for sweeps.
+/// Environment variable that turns the filter body off (`off`) or sets its
+/// threads per block (a number), for sweeps.
 pub const FILTER_ENV: &str = "STREAMTOPK_FILTER";
 /// The default plan uses the filter body (where no cluster plan is
 /// preferred) for rows at least this long (one block's share).
@@ -59,9 +60,6 @@ pub const FILTER_THREADS: u32 = 512;
 /// 16-byte vectors per thread of the filter body's blocks (of the five a
 /// block can hold: shorter blocks, more of them in flight).
 pub const FILTER_VECTORS: u32 = 4;
-/// The filter body's bound is a rank count only while each block's share
-/// `ceil(k / chunks)` is at most this (8 keys from each of 16 warps).
-pub const FILTER_MAX_SHARE: u32 = 8 * FILTER_THREADS / 32;
 
 /// What a device allows a launch (from the driver; [`Limits::SM90`]
 /// without a device).
@@ -215,12 +213,15 @@ impl Plan {
         (blocks..=MAX_CLUSTER).find_map(|b| Plan::cluster(vocab, k, size, b, threads, limits.smem))
     }
 
-    /// The filter plan for rows of `vocab`: blocks of [`FILTER_THREADS`]
-    /// threads holding [`FILTER_VECTORS`] vectors each, if each block's
-    /// share of the bound fits the rank count ([`FILTER_MAX_SHARE`]) and the
-    /// last block's candidates fit `smem_limit`.
-    pub fn filter(vocab: u32, k: u32, size: u32, smem_limit: u32) -> Option<Plan> {
-        let longest = FILTER_THREADS * FILTER_VECTORS * per_vector(size);
+    /// The filter plan for rows of `vocab`: blocks of `threads` threads
+    /// holding [`FILTER_VECTORS`] vectors each, if each block's share of the
+    /// bound `ceil(k / chunks)` fits its rank count (8 keys from each warp)
+    /// and the last block's candidates fit `smem_limit`.
+    pub fn filter(vocab: u32, k: u32, size: u32, threads: u32, smem_limit: u32) -> Option<Plan> {
+        if !(MIN_THREADS..=MAX_THREADS).contains(&threads) || threads % 32 != 0 {
+            return None;
+        }
+        let longest = threads * FILTER_VECTORS * per_vector(size);
         let chunk_len = vocab
             .div_ceil(vocab.div_ceil(longest))
             .next_multiple_of(CHUNK_ALIGN);
@@ -230,12 +231,12 @@ impl Plan {
             size,
             chunk_len,
             chunks: vocab.div_ceil(chunk_len),
-            threads: FILTER_THREADS,
+            threads,
             cluster: false,
             filter: true,
         };
-        (k.div_ceil(plan.chunks) <= FILTER_MAX_SHARE
-            && cluster_fits(chunk_len, size, FILTER_THREADS)
+        (k.div_ceil(plan.chunks) <= 8 * threads / 32
+            && cluster_fits(chunk_len, size, threads)
             && plan.smem() <= smem_limit)
             .then_some(plan)
     }

@@ -11,8 +11,8 @@ use streamtopk_kernels::params::{filter_words, mode, TopKParams};
 use crate::error::{Error, Result};
 use crate::kernels::{Kernels, Logit};
 use crate::plan::{
-    auto_target_pool, Limits, Plan, CLUSTER_ENV, FILTER_ENV, FILTER_MIN_VOCAB, MAX_BATCH, MAX_K,
-    MAX_VOCAB, TARGET_POOL_ENV,
+    auto_target_pool, Limits, Plan, CLUSTER_ENV, FILTER_ENV, FILTER_MIN_VOCAB, FILTER_THREADS,
+    MAX_BATCH, MAX_K, MAX_VOCAB, TARGET_POOL_ENV,
 };
 
 /// Shape of the work a [`TopK`] is built for.
@@ -62,18 +62,20 @@ impl TopKConfig {
             .unwrap_or(chunked))
     }
 
-    /// The filter plan ([`Plan::filter`]) for rows of at least
-    /// [`FILTER_MIN_VOCAB`], unless a `target_pool` (a chunking) is set or
-    /// `$STREAMTOPK_FILTER` is `off`. The config must be valid.
+    /// The filter plan ([`Plan::filter`], [`FILTER_THREADS`] threads) for
+    /// rows of at least [`FILTER_MIN_VOCAB`], unless a `target_pool` (a
+    /// chunking) is set; `$STREAMTOPK_FILTER` may turn it `off` or set the
+    /// threads. The config must be valid.
     fn filter_plan(&self, smem_limit: u32) -> Option<Plan> {
-        if self.vocab < FILTER_MIN_VOCAB
-            || self.target_pool.is_some()
-            || std::env::var(FILTER_ENV).is_ok_and(|v| v == "off")
-        {
+        if self.vocab < FILTER_MIN_VOCAB || self.target_pool.is_some() {
             return None;
         }
+        let threads = match std::env::var(FILTER_ENV).ok().filter(|v| !v.is_empty()) {
+            Some(v) => v.trim().parse().ok()?,
+            None => FILTER_THREADS,
+        };
         let (vocab, k, size) = (self.vocab as u32, self.k as u32, self.dtype.size() as u32);
-        Plan::filter(vocab, k, size, smem_limit)
+        Plan::filter(vocab, k, size, threads, smem_limit)
     }
 
     /// The cluster-per-row plan for a device with `limits`, leaving `extra`

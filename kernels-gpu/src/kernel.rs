@@ -82,25 +82,24 @@ impl<E: Element> Rows<E> for TopKOut<E> {
 /// Whether this block is the last of `blocks` to arrive at the counter
 /// `arrivals[at]` (which that block resets to zero); after it, the last
 /// block sees every global write the others made before they arrived.
-/// Block-wide, with barriers.
+/// One thread fences and counts for the block, between two barriers (the
+/// pattern of a cooperative grid barrier: the fence is cumulative over the
+/// block's writes ordered before it by the first barrier). Block-wide.
 #[inline(always)]
 pub fn last_to_arrive(arrivals: GlobalMut<u32>, at: u64, blocks: u32) -> bool {
-    fence();
     sync_threads();
     let last = Scratch::new().word();
     if thread_idx() == 0 {
+        fence();
         let arrived = arrivals.fetch_add(at, 1) + 1;
         if arrived == blocks {
             arrivals.set(at, 0);
+            fence();
         }
         last.set(0, (arrived == blocks) as u32);
     }
     sync_threads();
-    let last = last.get(0) != 0;
-    if last {
-        fence();
-    }
-    last
+    last.get(0) != 0
 }
 
 /// Stage 1, then stage 2 in the row's last block, handing the rows to `rows`.

@@ -233,11 +233,11 @@ impl<E: Element> Slice<E> {
     /// Hands `put(slot, word)` the sort word of every element whose value
     /// is not below the value of key `bound` (every element whose key is at
     /// least `bound`, and perhaps a `-0.0` more), at the slots `reserve(n)`
-    /// (one call per warp and vector slot that keeps any) hands out. A warp
-    /// skips a vector slot where no lane's vector reaches the value
-    /// ([`vector_max`]; on logits most do); else each thread tests its
-    /// elements as `f32`, the warp scans the counts, and each thread writes
-    /// its own. Every lane of the warp must call it.
+    /// (one call per warp that keeps any) hands out. A warp skips a vector
+    /// slot where no lane's vector reaches the value ([`vector_max`]; on
+    /// logits most do); else each thread tests its elements as `f32` into a
+    /// mask. Then the warp scans its counts, reserves once and each thread
+    /// writes its own. Every lane of the warp must call it.
     #[inline(always)]
     pub fn append_at_least<F, P>(&self, bound: u32, reserve: F, put: P)
     where
@@ -246,17 +246,17 @@ impl<E: Element> Slice<E> {
     {
         // NaN (a NaN floor, a NaN element) passes: `<` is false.
         let floor = E::key_to_f32(bound);
-        let slot = |j: usize| {
+        let kept = |j: usize| -> u32 {
             if j as u32 * block_dim() >= self.vectors {
-                return;
+                return 0;
             }
             let w = self.words[j];
             let reaches = !(vector_max::<E>(w) < floor);
             if ballot(reaches) == 0 {
-                return;
+                return 0;
             }
             let first = (j as u32 * block_dim() + thread_idx()) * Self::PER_VEC;
-            let mut kept = 0u32;
+            let mut kept = 0;
             if reaches {
                 for l in 0..Self::PER_VEC {
                     let pos = first + l;
@@ -266,27 +266,33 @@ impl<E: Element> Slice<E> {
                     }
                 }
             }
-            let count = kept.count_ones();
-            let end = warp_inclusive_sum(count);
-            let total = shfl_idx(end, 31);
-            if total == 0 {
-                return;
-            }
-            let base = shfl_idx(if lane() == 31 { reserve(total) } else { 0 }, 31);
-            let mut at = base + end - count;
+            kept
+        };
+        let masks = [kept(0), kept(1), kept(2), kept(3), kept(4)];
+        let count = masks.iter().map(|m| m.count_ones()).sum::<u32>();
+        let end = warp_inclusive_sum(count);
+        let total = shfl_idx(end, 31);
+        if total == 0 {
+            return;
+        }
+        let base = shfl_idx(if lane() == 31 { reserve(total) } else { 0 }, 31);
+        let mut at = base + end - count;
+        let mut write = |j: usize| {
+            let mut kept = masks[j];
+            let first = (j as u32 * block_dim() + thread_idx()) * Self::PER_VEC;
             while kept != 0 {
                 let l = kept.trailing_zeros();
                 kept &= kept - 1;
-                let key = E::key(Self::bits(w, l));
+                let key = E::key(Self::bits(self.words[j], l));
                 put(at, sort_word(key, self.start + first + l - self.head));
                 at += 1;
             }
         };
-        slot(0);
-        slot(1);
-        slot(2);
-        slot(3);
-        slot(4);
+        write(0);
+        write(1);
+        write(2);
+        write(3);
+        write(4);
     }
 
     /// Hands `put(slot, word)` the sort word of every element that
