@@ -408,15 +408,22 @@ fn default_plan_follows_the_sweep() {
     // Elsewhere the filter body for rows of 16,384 or more: blocks of 512
     // threads holding four vectors each (16,384 16-bit elements), where each
     // block's share of the bound is at most 128 keys; else the chunked body.
-    for (b, v, k, blocks) in [
-        (9, 50304, 50, 4),
-        (16, 50304, 50, 4),
-        (32, 50304, 200, 4),
-        (64, 151936, 1024, 10),
-        (256, 262144, 50, 16),
+    // One launch where k fits the rank count, chunks * k <= 1024 and the
+    // logits have 32 MiB or more.
+    for (b, v, k, blocks, single) in [
+        (9, 50304, 50, 4, false),
+        (16, 50304, 50, 4, false),
+        (130, 131072, 50, 8, true),
+        (32, 50304, 200, 4, false),
+        (64, 151936, 1024, 10, false),
+        (256, 262144, 50, 16, true),
+        (64, 262144, 100, 16, false),
     ] {
         let p = plan(b, v, k);
-        assert!(p.filter && p.chunks == blocks && p.threads == 512, "{p:?}");
+        assert!(
+            p.filter && p.chunks == blocks && p.threads == 512 && p.single_pass == single,
+            "{p:?}"
+        );
     }
     assert!(!plan(64, 50304, 1024).filter && !plan(1, 16000, 50).filter);
     // f32 rows of 262,144 do not fit 16 blocks' registers.

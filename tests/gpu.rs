@@ -330,10 +330,11 @@ fn cluster_body_on_every_distribution() {
     std::env::remove_var(streamtopk::plan::CLUSTER_ENV);
 }
 
-/// The two-launch filter body (the default plan of longer batches) on
-/// every distribution and dtype: shares of one to many blocks, partial
-/// vectors, bounds from the rank count and from the radix fallback, pools
-/// that overflow (ties) into the last block's exact select.
+/// The filter body (the default plan of longer batches) on every
+/// distribution and dtype: two launches and (130 x 131,072: 32 MiB and more)
+/// one, shares of one to many blocks, partial vectors, bounds from the rank
+/// count and from the radix fallback, pools that overflow (ties) into the
+/// last block's exact select.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn filter_body_on_every_distribution() {
@@ -344,6 +345,7 @@ fn filter_body_on_every_distribution() {
         (20, 65536, 300),
         (24, 151936, 1024),
         (18, 20001, 1),
+        (130, 131072, 50),
     ] {
         let config = TopKConfig::new(batch, vocab, k);
         let plan = *TopK::new(&kernels, config).unwrap().plan();

@@ -11,7 +11,7 @@ use cust::module::Module;
 use cust::stream::Stream;
 use cust::sys as cuda;
 use streamtopk_kernels::element::{Bf16, DType, Element, F16, F32};
-use streamtopk_kernels::params::{mode, FilterLayout, SampleParams, TopKParams};
+use streamtopk_kernels::params::{mode, SampleParams, TopKParams};
 
 use crate::error::{Error, Result};
 use crate::plan::{Limits, Plan};
@@ -376,7 +376,7 @@ impl Kernels {
 
     /// Launch the filter top-k kernel (see `streamtopk_kernels::filter`)
     /// over `batch` rows of a filter `plan`, in the launch mode `p.mode`
-    /// (`BOUND`, then `FILTER`).
+    /// (`BOUND`, then `FILTER`; or `LOCAL` for a single-pass plan).
     ///
     /// # Safety
     /// As [`Kernels::topk`], with `p` from `plan`: `p.pool` holds `batch *
@@ -391,7 +391,7 @@ impl Kernels {
         p: &TopKParams,
     ) -> Result<()> {
         let smem = if p.mode == mode::BOUND {
-            FilterLayout::new(plan.k).bound_bytes
+            plan.filter_layout().bound_bytes
         } else {
             plan.smem()
         };

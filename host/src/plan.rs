@@ -60,6 +60,14 @@ pub const FILTER_THREADS: u32 = 512;
 /// 16-byte vectors per thread of the filter body's blocks (of the five a
 /// block can hold: shorter blocks, more of them in flight).
 pub const FILTER_VECTORS: u32 = 4;
+/// The filter body runs in one launch where `chunks * k` is at most this
+/// (and k fits a block's rank count: each block keeps about its own top k)
+/// ...
+pub const FILTER_SINGLE_PASS_POOL: u32 = 1024;
+/// ... and the largest batch's logits have at least this many bytes (less
+/// stays in L2 for the second launch's read, which then costs less than the
+/// larger pools of one launch; measured, BENCHMARKS.md).
+pub const FILTER_SINGLE_PASS_BYTES: u64 = 32 << 20;
 
 /// What a device allows a launch (from the driver; [`Limits::SM90`]
 /// without a device).
@@ -104,9 +112,12 @@ pub struct Plan {
     /// Whether a thread-block cluster of `chunks` blocks owns each row
     /// (the `*_cluster_*` kernels: one launch, no pool).
     pub cluster: bool,
-    /// Whether the two-launch filter body runs (the `topk_filter_*`
-    /// kernels: a bound, then a filtered pool of candidates per row).
+    /// Whether the filter body runs (the `topk_filter_*` kernels: a
+    /// bound, then a filtered pool of candidates per row).
     pub filter: bool,
+    /// Whether the filter body runs in one launch, each block with its own
+    /// bound (`LOCAL`), rather than two (`BOUND`, `FILTER`).
+    pub single_pass: bool,
 }
 
 impl Plan {
@@ -156,6 +167,7 @@ impl Plan {
             threads,
             cluster: false,
             filter: false,
+            single_pass: false,
         }
     }
 
@@ -185,6 +197,7 @@ impl Plan {
             threads,
             cluster: true,
             filter: false,
+            single_pass: false,
         };
         (cluster_fits(chunk_len, size, threads) && plan.smem() <= smem_limit).then_some(plan)
     }
@@ -216,8 +229,18 @@ impl Plan {
     /// The filter plan for rows of `vocab`: blocks of `threads` threads
     /// holding [`FILTER_VECTORS`] vectors each, if each block's share of the
     /// bound `ceil(k / chunks)` fits its rank count (8 keys from each warp)
-    /// and the last block's candidates fit `smem_limit`.
-    pub fn filter(vocab: u32, k: u32, size: u32, threads: u32, smem_limit: u32) -> Option<Plan> {
+    /// and the last block's candidates fit `smem_limit`; in one launch
+    /// where `k` itself fits the rank count, `chunks * k` is at most
+    /// [`FILTER_SINGLE_PASS_POOL`] and `max_batch` rows have at least
+    /// [`FILTER_SINGLE_PASS_BYTES`].
+    pub fn filter(
+        vocab: u32,
+        k: u32,
+        size: u32,
+        threads: u32,
+        max_batch: usize,
+        smem_limit: u32,
+    ) -> Option<Plan> {
         if !(MIN_THREADS..=MAX_THREADS).contains(&threads) || threads % 32 != 0 {
             return None;
         }
@@ -234,8 +257,16 @@ impl Plan {
             threads,
             cluster: false,
             filter: true,
+            single_pass: false,
         };
-        (k.div_ceil(plan.chunks) <= 8 * threads / 32
+        let ranked = 8 * threads / 32;
+        let plan = Plan {
+            single_pass: k <= ranked
+                && plan.chunks * k <= FILTER_SINGLE_PASS_POOL
+                && max_batch as u64 * vocab as u64 * size as u64 >= FILTER_SINGLE_PASS_BYTES,
+            ..plan
+        };
+        (k.div_ceil(plan.chunks) <= ranked
             && cluster_fits(chunk_len, size, threads)
             && plan.smem() <= smem_limit)
             .then_some(plan)
@@ -245,7 +276,7 @@ impl Plan {
     /// stage 2; the filter body's pool of candidates).
     pub fn pool(&self) -> u32 {
         if self.filter {
-            FilterLayout::new(self.k).capacity
+            self.filter_layout().capacity
         } else if self.chunks > 1 && !self.cluster {
             self.chunks * self.k
         } else {
@@ -253,10 +284,15 @@ impl Plan {
         }
     }
 
-    /// Dynamic shared memory of a launch (the filter body's second).
+    /// The filter body's layout (of its `FILTER` or `LOCAL` launch).
+    pub fn filter_layout(&self) -> FilterLayout {
+        FilterLayout::new(self.k, if self.single_pass { self.chunks } else { 0 })
+    }
+
+    /// Dynamic shared memory of a launch (the filter body's last).
     pub fn smem(&self) -> u32 {
         if self.filter {
-            return FilterLayout::new(self.k).bytes;
+            return self.filter_layout().bytes;
         }
         if self.cluster {
             return ClusterLayout::new(self.k).bytes;

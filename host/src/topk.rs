@@ -75,7 +75,7 @@ impl TopKConfig {
             None => FILTER_THREADS,
         };
         let (vocab, k, size) = (self.vocab as u32, self.k as u32, self.dtype.size() as u32);
-        Plan::filter(vocab, k, size, threads, smem_limit)
+        Plan::filter(vocab, k, size, threads, self.max_batch, smem_limit)
     }
 
     /// The cluster-per-row plan for a device with `limits`, leaving `extra`
@@ -377,19 +377,25 @@ impl TopK {
             if let Some(marks) = marks {
                 marks[0].record(stream)?;
             }
-            p.mode = mode::BOUND;
-            // SAFETY: `check` matched every length to the plan, which fits
-            // the blocks' shares in registers (`Plan::filter`); the
-            // workspace holds max_batch >= batch rows of the filter's pool
-            // and words, the words zero between calls (each row's last
-            // block resets its own); `&mut self` and stream order keep
-            // other calls out.
-            unsafe { self.kernels.topk_filter(dtype, &plan, batch, stream, &p)? };
+            if !plan.single_pass {
+                p.mode = mode::BOUND;
+                // SAFETY: `check` matched every length to the plan, which
+                // fits the blocks' shares in registers (`Plan::filter`);
+                // the workspace holds max_batch >= batch rows of the
+                // filter's pool and words, the words zero between calls
+                // (each row's last block resets its own); `&mut self` and
+                // stream order keep other calls out.
+                unsafe { self.kernels.topk_filter(dtype, &plan, batch, stream, &p)? };
+            }
             if let Some(marks) = marks {
                 marks[1].record(stream)?;
             }
-            p.mode = mode::FILTER;
-            // SAFETY: as above; the BOUND launch before it in stream order
+            p.mode = if plan.single_pass {
+                mode::LOCAL
+            } else {
+                mode::FILTER
+            };
+            // SAFETY: as above; a BOUND launch before it in stream order
             // folded every block's bound.
             unsafe { self.kernels.topk_filter(dtype, &plan, batch, stream, &p)? };
             if let Some(marks) = marks {

@@ -1,16 +1,18 @@
 //! Two-launch top-k for batches too large for a cluster per row: a global
 //! filter bound per row, then one pass that keeps only what passes it.
 //!
-//! Contract ([`TopKParams`]; launches `BOUND` then `FILTER`, [`mode`]):
+//! Contract ([`TopKParams`]; launches `BOUND` then `FILTER`, or one
+//! `LOCAL`, [`mode`]):
 //! - grid `(chunks, batch)`, block `threads` (multiple of 32, 256..=1024);
 //!   block `(c, r)` holds row `r`'s positions `[c * chunk_len, min(vocab,
 //!   (c + 1) * chunk_len))` in registers (a [`Slice`]: `chunk_len` must
 //!   [`crate::params::cluster_fits`]);
-//! - dynamic shared memory `FilterLayout::new(k).bound_bytes` for `BOUND`,
-//!   `.bytes` for `FILTER`;
+//! - dynamic shared memory `FilterLayout::new(k, 0).bound_bytes` for
+//!   `BOUND`, `.bytes` for `FILTER`, `FilterLayout::new(k, chunks).bytes`
+//!   for `LOCAL`;
 //! - `arrivals`: `[batch, filter_words::WORDS]` words, zero before the
-//!   `BOUND` launch and after the `FILTER` launch; `pool`: `[batch,
-//!   capacity]` sort words (`capacity = FilterLayout::new(k).capacity`);
+//!   first launch and after the last; `pool`: `[batch, capacity]` sort
+//!   words (the layout's `capacity`);
 //! - the row's top k go to [`Rows::emit`] in the row's last block, torch.topk's order.
 //!
 //! 1. `BOUND`: each block finds the `j = ceil(k / chunks)`-th largest of its
@@ -31,6 +33,11 @@
 //!    the row from global memory (a block radix select, then an ordered
 //!    compaction in row order: ties at the k-th key to the lowest indices)
 //!    and sorts those k.
+//! 4. For small `chunks * k` on inputs too large to stay in L2 for a
+//!    second read, one `LOCAL` launch does without 1.: each block's bound
+//!    is the k-th of its threads' largest keys (at or below the row's k-th
+//!    key by itself), so each block keeps a little more than its own top k,
+//!    and the pool has room for about twice `chunks * k`.
 
 use core::marker::PhantomData;
 
@@ -63,6 +70,18 @@ impl<E: Element> Keys for RowKeys<E> {
     }
 }
 
+/// The bound of a `LOCAL` launch (4.): the k-th of the block's threads'
+/// largest keys, returned to every thread. Block-wide, with barriers.
+#[inline(always)]
+fn local_bound<E: Element>(slice: &Slice<E>, k: u32, layout: &FilterLayout) -> u32 {
+    let shared = Scratch::new().word();
+    if let Some(own) = slice.bound(k, layout.maxima) {
+        shared.set(0, own);
+    }
+    sync_threads();
+    shared.get(0)
+}
+
 /// The filter kernels' body (see the module doc), handing row
 /// `blockIdx.y`'s top k to `rows` in its last block of the `FILTER` launch.
 #[inline(always)]
@@ -84,7 +103,11 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
     }
 
     // 2.
-    let bound = !words.get_cg(at(BOUND));
+    let bound = if p.mode == mode::LOCAL {
+        local_bound(&slice, p.k, layout)
+    } else {
+        !words.get_cg(at(BOUND))
+    };
     let pool = GlobalMut::<u64>::new(p.pool);
     let first = row as u64 * layout.capacity as u64;
     slice.append_at_least(

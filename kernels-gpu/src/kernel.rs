@@ -182,7 +182,9 @@ macro_rules! kernels {
         /// Top-k for one dtype in two launches (see [`crate::filter`]).
         #[no_mangle]
         pub extern "ptx-kernel" fn $topk_filter(p: TopKParams) {
-            run_filter::<$ty, _>(&p, &FilterLayout::new(p.k), &TopKOut::<$ty>::new(&p));
+            let local = if p.mode == mode::LOCAL { p.chunks } else { 0 };
+            let layout = FilterLayout::new(p.k, local);
+            run_filter::<$ty, _>(&p, &layout, &TopKOut::<$ty>::new(&p));
         }
 
         /// Sampling for one dtype (see [`crate::sample`]).

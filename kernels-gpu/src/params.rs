@@ -82,6 +82,9 @@ pub mod mode {
     /// Filter kernel, second launch: every block appends its elements at or
     /// above the row's bound; the row's last block sorts them.
     pub const FILTER: u32 = 4;
+    /// Filter kernel in one launch: every block's bound is the k-th of its
+    /// threads' largest keys, then as `FILTER`.
+    pub const LOCAL: u32 = 5;
 }
 
 /// Elements of `size` bytes in one 16-byte vector.
@@ -237,7 +240,8 @@ impl ClusterLayout {
 pub mod filter_words {
     /// Blocks of the row done with their appends.
     pub const ARRIVED: u32 = 0;
-    /// The row's filter bound, bit-inverted (folded with an atomic max).
+    /// The row's filter bound after a `BOUND` launch: the smallest of the
+    /// blocks' bounds, bit-inverted (folded with an atomic max).
     pub const BOUND: u32 = 1;
     /// Elements appended (past the capacity only counted).
     pub const FOUND: u32 = 2;
@@ -248,9 +252,11 @@ pub mod filter_words {
 /// Byte offsets in the dynamic shared memory of the filter kernel
 /// (`topk_filter_<dtype>`), after the scratch header: the threads' largest
 /// keys of the bound (`4 * MAX_THREADS` bytes; all a `BOUND` launch
-/// needs, `bound_bytes`), then for the row's last block of a `FILTER`
-/// launch the candidates and as many spare words for their sort
-/// (`cluster_capacity(k)` each).
+/// needs, `bound_bytes`), then for the row's last block of a `FILTER` or
+/// `LOCAL` launch the candidates and as many spare words for their sort
+/// (`capacity` each: `cluster_capacity(k)`, and in a `LOCAL` launch of
+/// `chunks` blocks a row at least `2 * chunks * k`, rounded up to a power
+/// of two: each block keeps a little more than its own top k).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FilterLayout {
     pub maxima: u32,
@@ -262,10 +268,14 @@ pub struct FilterLayout {
 }
 
 impl FilterLayout {
-    pub const fn new(k: u32) -> FilterLayout {
+    /// The layout for a top `k`; `local_chunks`: the blocks of a row in a
+    /// `LOCAL` launch, else 0.
+    pub const fn new(k: u32, local_chunks: u32) -> FilterLayout {
         let maxima = smem::HEADER_BYTES;
         let candidates = maxima + 4 * MAX_THREADS;
+        let own = (2 * local_chunks * k).next_power_of_two();
         let capacity = cluster_capacity(k);
+        let capacity = if own > capacity { own } else { capacity };
         let spare = candidates + 8 * capacity;
         FilterLayout {
             maxima,
