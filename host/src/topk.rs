@@ -169,7 +169,8 @@ impl TopKConfig {
 /// Exact top-k of `[batch, vocab]` logits, identical to `torch.topk`
 /// (values descending, ties by lower index, NaN largest).
 ///
-/// Create once; each call then launches one kernel on the given stream with
+/// Create once; each call then launches one kernel (two for a two-launch
+/// filter plan) on the given stream with
 /// no allocation and no host synchronisation (so it can be captured in a
 /// CUDA graph). The workspace is reused by
 /// every call: calls on different streams must be ordered by the caller (or
@@ -323,7 +324,9 @@ impl TopK {
     /// `marks[0]` before stage 1, `marks[1]` between the stages and `marks[2]`
     /// after stage 2 (per-stage timing). With one chunk per row, or a
     /// cluster per row, there is no stage 2 and `marks[1]`, `marks[2]` are
-    /// recorded together.
+    /// recorded together. With the filter body `marks[1]` falls between
+    /// its `BOUND` and `FILTER` launches (right after `marks[0]` for a
+    /// single-pass plan).
     pub fn run_marked<T: Logit>(
         &mut self,
         stream: &Stream,
