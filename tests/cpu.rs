@@ -406,18 +406,20 @@ fn default_plan_follows_the_sweep() {
         assert!(!plan(b, v, k).cluster, "{b}x{v} k={k}");
     }
     // Elsewhere the filter body for rows of 16,384 or more: blocks of 512
-    // threads holding four vectors each (16,384 16-bit elements), where each
+    // threads holding up to 20,416 16-bit elements (16,320 where the longer
+    // blocks leave each a share of the bound above 96 keys), where each
     // block's share of the bound is at most 128 keys; else the chunked body.
     // One launch where k fits the rank count, chunks * k <= 1024 and the
     // logits have 32 MiB or more.
     for (b, v, k, blocks, single) in [
-        (9, 50304, 50, 4, false),
-        (16, 50304, 50, 4, false),
-        (130, 131072, 50, 8, true),
-        (32, 50304, 200, 4, false),
+        (9, 50304, 50, 3, false),
+        (16, 50304, 50, 3, false),
+        (130, 131072, 50, 7, true),
+        (32, 50304, 200, 3, false),
         (64, 151936, 1024, 10, false),
-        (256, 262144, 50, 16, true),
-        (64, 262144, 100, 16, false),
+        (256, 262144, 50, 13, true),
+        (64, 262144, 100, 13, false),
+        (64, 262144, 1024, 13, false),
     ] {
         let p = plan(b, v, k);
         assert!(

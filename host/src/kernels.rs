@@ -355,12 +355,17 @@ impl Kernels {
         unsafe { self.launch(TOPK + dtype_slot(dtype), grid, threads, smem, stream, p) }
     }
 
-    /// Launch the cluster top-k kernel (see `streamtopk_kernels::cluster`)
-    /// over `batch` rows of a cluster `plan`.
+    /// Launch the top-k kernel of a cluster or filter `plan` over `batch`
+    /// rows: the cluster kernel (see `streamtopk_kernels::cluster`), or the
+    /// filter kernel (see `streamtopk_kernels::filter`) in the launch mode
+    /// `p.mode` (`BOUND`, then `FILTER`; or `LOCAL` for a single-pass plan).
     ///
     /// # Safety
-    /// As [`Kernels::topk`] less the workspace, with `p` from `plan`.
-    pub(crate) unsafe fn topk_cluster(
+    /// As [`Kernels::topk`], with `p` from `plan`; a cluster plan uses no
+    /// workspace, a filter plan needs `p.pool` to hold `batch *
+    /// plan.pool()` words and `p.arrivals` `batch * filter_words::WORDS`
+    /// counters that are zero before its first launch.
+    pub(crate) unsafe fn topk_planned(
         &self,
         dtype: DType,
         plan: &Plan,
@@ -368,37 +373,28 @@ impl Kernels {
         stream: &Stream,
         p: &TopKParams,
     ) -> Result<()> {
-        let (grid, smem) = ((plan.chunks, batch), plan.smem());
-        let function = TOPK_CLUSTER + dtype_slot(dtype);
-        // SAFETY: forwarded to the caller.
-        unsafe { self.launch(function, grid, plan.threads, smem, stream, p) }
-    }
-
-    /// Launch the filter top-k kernel (see `streamtopk_kernels::filter`)
-    /// over `batch` rows of a filter `plan`, in the launch mode `p.mode`
-    /// (`BOUND`, then `FILTER`; or `LOCAL` for a single-pass plan).
-    ///
-    /// # Safety
-    /// As [`Kernels::topk`], with `p` from `plan`: `p.pool` holds `batch *
-    /// plan.pool()` words, `p.arrivals` `batch * filter_words::WORDS`
-    /// counters that are zero before a `BOUND` launch.
-    pub(crate) unsafe fn topk_filter(
-        &self,
-        dtype: DType,
-        plan: &Plan,
-        batch: u32,
-        stream: &Stream,
-        p: &TopKParams,
-    ) -> Result<()> {
-        let smem = if p.mode == mode::BOUND {
+        let body = if plan.cluster {
+            TOPK_CLUSTER
+        } else {
+            TOPK_FILTER
+        };
+        let smem = if plan.filter && p.mode == mode::BOUND {
             plan.filter_layout().bound_bytes
         } else {
             plan.smem()
         };
         let grid = (plan.chunks, batch);
-        let function = TOPK_FILTER + dtype_slot(dtype);
         // SAFETY: forwarded to the caller.
-        unsafe { self.launch(function, grid, plan.threads, smem, stream, p) }
+        unsafe {
+            self.launch(
+                body + dtype_slot(dtype),
+                grid,
+                plan.threads,
+                smem,
+                stream,
+                p,
+            )
+        }
     }
 
     /// Launch the sampling kernel (see `streamtopk_kernels::sample`) over

@@ -2,8 +2,8 @@
 //! blocks. Pure arithmetic, shared by the launch wrappers and the tests.
 
 use streamtopk_kernels::params::{
-    cluster_fits, per_vector, ClusterLayout, FilterLayout, Layout, MAX_CLUSTER, MAX_THREADS,
-    MIN_THREADS,
+    cluster_fits, per_vector, ClusterLayout, FilterLayout, Layout, CLUSTER_VECTORS, MAX_CLUSTER,
+    MAX_THREADS, MIN_THREADS,
 };
 
 /// The seed's stage-2 candidate pool (k = 50 gives 10 chunks), kept as a
@@ -57,9 +57,13 @@ pub const FILTER_ENV: &str = "STREAMTOPK_FILTER";
 pub const FILTER_MIN_VOCAB: usize = 16_384;
 /// Threads per block of the filter body.
 pub const FILTER_THREADS: u32 = 512;
-/// 16-byte vectors per thread of the filter body's blocks (of the five a
-/// block can hold: shorter blocks, more of them in flight).
-pub const FILTER_VECTORS: u32 = 4;
+/// 16-byte vectors per thread of the filter body's blocks: all a block can
+/// hold ([`CLUSTER_VECTORS`], less one vector of slack for a misaligned
+/// start), or one fewer where that many leave each block's share of the
+/// bound `ceil(k / chunks)` above 3/4 of its rank count (a weaker bound,
+/// more candidates: 64 x 151,936 k=1024 0.040 -> 0.056 ms; elsewhere the
+/// longer blocks measured faster, BENCHMARKS.md v8).
+pub const FILTER_VECTORS: u32 = CLUSTER_VECTORS;
 /// The filter body runs in one launch where `chunks * k` is at most this
 /// (and k fits a block's rank count: each block keeps about its own top k)
 /// ...
@@ -153,17 +157,22 @@ impl Plan {
             .div_ceil(chunks)
             .next_multiple_of(CHUNK_ALIGN)
             .min(vocab);
-        let chunks = vocab.div_ceil(chunk_len);
         // About four 16-byte vectors per thread.
         let threads = (chunk_len / 32)
             .next_power_of_two()
             .clamp(MIN_THREADS, MAX_THREADS);
+        Plan::sliced(vocab, k, size, chunk_len, threads)
+    }
+
+    /// The chunked plan of rows cut into `chunk_len` elements (the others
+    /// start from it).
+    fn sliced(vocab: u32, k: u32, size: u32, chunk_len: u32, threads: u32) -> Plan {
         Plan {
             vocab,
             k,
             size,
             chunk_len,
-            chunks,
+            chunks: vocab.div_ceil(chunk_len),
             threads,
             cluster: false,
             filter: false,
@@ -189,15 +198,8 @@ impl Plan {
         }
         let chunk_len = vocab.div_ceil(blocks).next_multiple_of(CHUNK_ALIGN);
         let plan = Plan {
-            vocab,
-            k,
-            size,
-            chunk_len,
-            chunks: vocab.div_ceil(chunk_len),
-            threads,
             cluster: true,
-            filter: false,
-            single_pass: false,
+            ..Plan::sliced(vocab, k, size, chunk_len, threads)
         };
         (cluster_fits(chunk_len, size, threads) && plan.smem() <= smem_limit).then_some(plan)
     }
@@ -227,7 +229,7 @@ impl Plan {
     }
 
     /// The filter plan for rows of `vocab`: blocks of `threads` threads
-    /// holding [`FILTER_VECTORS`] vectors each, if each block's share of the
+    /// holding about [`FILTER_VECTORS`] vectors each, if each block's share of the
     /// bound `ceil(k / chunks)` fits its rank count (8 keys from each warp)
     /// and the last block's candidates fit `smem_limit`; in one launch
     /// where `k` itself fits the rank count, `chunks * k` is at most
@@ -244,30 +246,27 @@ impl Plan {
         if !(MIN_THREADS..=MAX_THREADS).contains(&threads) || threads % 32 != 0 {
             return None;
         }
-        let longest = threads * FILTER_VECTORS * per_vector(size);
-        let chunk_len = vocab
-            .div_ceil(vocab.div_ceil(longest))
-            .next_multiple_of(CHUNK_ALIGN);
-        let plan = Plan {
-            vocab,
-            k,
-            size,
-            chunk_len,
-            chunks: vocab.div_ceil(chunk_len),
-            threads,
-            cluster: false,
-            filter: true,
-            single_pass: false,
-        };
         let ranked = 8 * threads / 32;
+        let blocks = |vectors: u32| {
+            let longest = ((threads * vectors - 1) * per_vector(size)) / CHUNK_ALIGN * CHUNK_ALIGN;
+            let chunk_len = vocab
+                .div_ceil(vocab.div_ceil(longest))
+                .next_multiple_of(CHUNK_ALIGN);
+            Plan::sliced(vocab, k, size, chunk_len, threads)
+        };
+        let plan = match blocks(FILTER_VECTORS) {
+            long if 4 * k.div_ceil(long.chunks) <= 3 * ranked => long,
+            _ => blocks(FILTER_VECTORS - 1),
+        };
         let plan = Plan {
+            filter: true,
             single_pass: k <= ranked
                 && plan.chunks * k <= FILTER_SINGLE_PASS_POOL
                 && max_batch as u64 * vocab as u64 * size as u64 >= FILTER_SINGLE_PASS_BYTES,
             ..plan
         };
         (k.div_ceil(plan.chunks) <= ranked
-            && cluster_fits(chunk_len, size, threads)
+            && cluster_fits(plan.chunk_len, size, threads)
             && plan.smem() <= smem_limit)
             .then_some(plan)
     }

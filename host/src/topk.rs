@@ -369,7 +369,7 @@ impl TopK {
             // SAFETY: `check` matched every length to the plan, which fits
             // the rows in the cluster's registers (`Plan::cluster`); the
             // cluster kernel touches no workspace.
-            unsafe { self.kernels.topk_cluster(dtype, &plan, batch, stream, &p)? };
+            unsafe { self.kernels.topk_planned(dtype, &plan, batch, stream, &p)? };
             if let Some(marks) = marks {
                 marks[1].record(stream)?;
                 marks[2].record(stream)?;
@@ -388,7 +388,7 @@ impl TopK {
                 // filter's pool and words, the words zero between calls
                 // (each row's last block resets its own); `&mut self` and
                 // stream order keep other calls out.
-                unsafe { self.kernels.topk_filter(dtype, &plan, batch, stream, &p)? };
+                unsafe { self.kernels.topk_planned(dtype, &plan, batch, stream, &p)? };
             }
             if let Some(marks) = marks {
                 marks[1].record(stream)?;
@@ -400,7 +400,7 @@ impl TopK {
             };
             // SAFETY: as above; a BOUND launch before it in stream order
             // folded every block's bound.
-            unsafe { self.kernels.topk_filter(dtype, &plan, batch, stream, &p)? };
+            unsafe { self.kernels.topk_planned(dtype, &plan, batch, stream, &p)? };
             if let Some(marks) = marks {
                 marks[2].record(stream)?;
             }
