@@ -1,10 +1,14 @@
 //! Block-wide primitives: the radix select of the k-th largest key and the
-//! ordered compaction of the selected elements.
+//! ordered compaction of the selected elements (both over `n` keys reached
+//! through a [`Keys`] source, shared or global memory), the sorts of sort
+//! words (rank count, merge sort, in-place bitonic) and the narrowing of
+//! candidates before a sort ([`shortlist`]); and the warp-level pieces they
+//! are built from (scans, folds, shuffle sorts, aggregated appends).
 //!
-//! Both work on `n` keys reached through a [`Keys`] source (shared or global
-//! memory) and need the block's scratch header ([`crate::params::smem`]).
-//! Every thread of the block must call them (they contain barriers); the
-//! block has `MIN_THREADS..=MAX_THREADS` threads, a multiple of 32.
+//! The block-wide ones need the block's scratch header
+//! ([`crate::params::smem`]) and every thread of the block must call them
+//! (they contain barriers); the block has `MIN_THREADS..=MAX_THREADS`
+//! threads, a multiple of 32.
 
 use crate::device::{
     ballot, block_dim, lane, lanemask_lt, match_any, shfl_idx, shfl_up, shfl_xor, sync_threads,
@@ -569,10 +573,10 @@ pub fn sort_desc_in_place(buf: Shared<u64>, n: u32) {
     }
 }
 
-/// `found` candidates (sort words) narrowed for the sort of the top `k`: when there are more
-/// than a rank sort takes and `k` is not, a block radix select of the k-th
-/// key and a copy of the candidates at or above it (all its ties) to
-/// `out`. Returns the buffer holding them, the other one, and their count.
+/// `found` candidates (sort words) narrowed for the sort of the top `k`:
+/// when there are more than a rank sort takes and `k` is not, a block radix
+/// select of the k-th key and a copy of the candidates at or above it (all
+/// its ties) to `out`. Returns the buffer holding them, the other one, and their count.
 /// Block-wide; the candidates must be behind a barrier.
 #[inline(always)]
 pub fn shortlist<E: Element>(
