@@ -162,17 +162,24 @@ impl<E: Element> Sampler<E> {
         let per = kk.div_ceil(32);
         let first = lane() * per;
         let last = if first + per < kk { first + per } else { kk };
+        // The draw depends on no data: started before the loads.
+        let u = uniform(draw(self.p.seed, self.offset, row, ROW_DRAW)[0]);
+        // The weights, and how many of them min-p keeps.
+        let mut kept = 0;
         for j in first..last {
-            mass.set(j, weight(j));
+            let w = weight(j);
+            mass.set(j, w);
+            kept += (w >= min_p) as u32;
         }
         warp_inclusive_sum_f32(mass, kk);
 
-        // Positions below the top-p target, and values min-p keeps.
+        // Positions below the top-p target.
         let target = top_p * mass.get(kk - 1);
-        let (mut below, mut kept) = (0, 0);
-        for j in first..last {
-            below += (top_p < 1.0 && mass.get(j) < target) as u32;
-            kept += (weight(j) >= min_p) as u32;
+        let mut below = 0;
+        if top_p < 1.0 {
+            for j in first..last {
+                below += (mass.get(j) < target) as u32;
+            }
         }
         let (below, kept) = (warp_sum(below), warp_sum(kept));
         // Top-p keeps every value at least the one where the mass reaches p.
@@ -190,7 +197,6 @@ impl<E: Element> Sampler<E> {
         if lane() != 0 {
             return 0;
         }
-        let u = uniform(draw(self.p.seed, self.offset, row, ROW_DRAW)[0]);
         let total = mass.get(m - 1);
         let pick = u * total;
         // First position whose running mass exceeds the pick (else the
