@@ -491,9 +491,9 @@ fn rank_sort(buf: Shared<u64>, n: u32) -> bool {
 /// sort: warps sort runs of 32 by shuffles ([`warp_sort_desc`]), then each
 /// round merges pairs of runs between the two buffers, every word moving
 /// to its position in its run plus the count of words above it in the
-/// other run (a binary search; the words are distinct, so no two land on
-/// one position). The caller's writes to `buf` must be behind a barrier;
-/// ends with one.
+/// other run (a binary search, two a thread interleaved; the words are
+/// distinct, so no two land on one position). The caller's writes to `buf`
+/// must be behind a barrier; ends with one.
 #[inline(always)]
 pub fn sort_desc(buf: Shared<u64>, spare: Shared<u64>, n: u32) -> Shared<u64> {
     if rank_sort(buf, n) {
@@ -514,17 +514,42 @@ pub fn sort_desc(buf: Shared<u64>, spare: Shared<u64>, n: u32) -> Shared<u64> {
     let (mut from, mut to) = (buf, spare);
     let mut len = 32;
     while len < n {
-        let mut i = thread_idx();
-        while i < n {
-            let word = from.get(i);
+        // Word `i`'s place without the other run's count, the other run's
+        // start and length (0 past the end), and the word.
+        let setup = |i: u32| {
+            if i >= n {
+                return (0, 0, 0, 0);
+            }
             let pair = i / (2 * len) * (2 * len);
             let mine = i - pair;
-            // The other run of the pair and its length (0 past the end).
             let other = if mine < len { pair + len } else { pair };
             let other_len = if other >= n { 0 } else { len.min(n - other) };
-            let at = mine % len + count_above(from, other, other_len, word);
-            to.set(pair + at, word);
-            i += block_dim();
+            (pair + mine % len, other, other_len, from.get(i))
+        };
+        // Two words a thread at a time, their binary searches (by
+        // descending powers of two: the count of words above is below
+        // `2 * len`) interleaved.
+        let mut i = thread_idx();
+        while i < n {
+            let j = i + block_dim();
+            let (at_i, other_i, len_i, word_i) = setup(i);
+            let (at_j, other_j, len_j, word_j) = setup(j);
+            let (mut above_i, mut above_j) = (0, 0);
+            let mut step = len;
+            while step > 0 {
+                if above_i + step <= len_i && from.get(other_i + above_i + step - 1) > word_i {
+                    above_i += step;
+                }
+                if above_j + step <= len_j && from.get(other_j + above_j + step - 1) > word_j {
+                    above_j += step;
+                }
+                step /= 2;
+            }
+            to.set(at_i + above_i, word_i);
+            if j < n {
+                to.set(at_j + above_j, word_j);
+            }
+            i += 2 * block_dim();
         }
         sync_threads();
         (from, to) = (to, from);
