@@ -383,18 +383,29 @@ impl Kernels {
         } else {
             plan.smem()
         };
-        let grid = (plan.chunks, batch);
         // SAFETY: forwarded to the caller.
-        unsafe {
-            self.launch(
-                body + dtype_slot(dtype),
-                grid,
-                plan.threads,
-                smem,
-                stream,
-                p,
-            )
-        }
+        unsafe { self.launch_plan(body, dtype, plan, batch, smem, stream, p) }
+    }
+
+    /// Launch `body`'s kernel for `dtype` over `batch` rows of `plan`: grid
+    /// `(plan.chunks, batch)`, `plan.threads` threads, `smem` bytes.
+    ///
+    /// # Safety
+    /// As [`Kernels::launch`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn launch_plan<P>(
+        &self,
+        body: usize,
+        dtype: DType,
+        plan: &Plan,
+        batch: u32,
+        smem: u32,
+        stream: &Stream,
+        p: &P,
+    ) -> Result<()> {
+        let (function, grid) = (body + dtype_slot(dtype), (plan.chunks, batch));
+        // SAFETY: forwarded to the caller.
+        unsafe { self.launch(function, grid, plan.threads, smem, stream, p) }
     }
 
     /// Launch the sampling kernel (see `streamtopk_kernels::sample`) over
@@ -402,7 +413,7 @@ impl Kernels {
     /// bytes of shared memory.
     ///
     /// # Safety
-    /// As [`Kernels::topk`] / [`Kernels::topk_cluster`] for `p.topk` (a
+    /// As [`Kernels::topk`] / [`Kernels::topk_planned`] for `p.topk` (a
     /// cluster plan only for rows with top-k on); the per-row arrays hold `batch`
     /// elements, `p.best` `batch * chunks` words, `p.offset` one u64 and
     /// `p.rows_done` one u32 that is zero.
@@ -416,17 +427,7 @@ impl Kernels {
         p: &SampleParams,
     ) -> Result<()> {
         let body = if plan.cluster { SAMPLE_CLUSTER } else { SAMPLE };
-        let grid = (plan.chunks, batch);
         // SAFETY: forwarded to the caller.
-        unsafe {
-            self.launch(
-                body + dtype_slot(dtype),
-                grid,
-                plan.threads,
-                smem,
-                stream,
-                p,
-            )
-        }
+        unsafe { self.launch_plan(body, dtype, plan, batch, smem, stream, p) }
     }
 }

@@ -452,22 +452,6 @@ pub fn rank_words(buf: Shared<u64>, n: u32) -> Option<(u32, u64)> {
     (word < n && part == 0).then_some((rank, mine))
 }
 
-/// Words of `list[start..start + len]` (sorted descending) greater than `w`:
-/// a binary search.
-#[inline(always)]
-pub fn count_above(list: Shared<u64>, start: u32, len: u32, w: u64) -> u32 {
-    let (mut lo, mut hi) = (0, len);
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if list.get(start + mid) > w {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
-}
-
 /// Sorts `buf[0..n]` by rank ([`rank_words`]) in place if `n` is at most
 /// `RANK_SORT_MAX` and the block size; returns whether it did. Ends with a
 /// barrier when it sorts.

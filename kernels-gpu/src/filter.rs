@@ -1,5 +1,6 @@
-//! Two-launch top-k for batches too large for a cluster per row: a global
-//! filter bound per row, then one pass that keeps only what passes it.
+//! Top-k for batches too large for a cluster per row, in two launches (or
+//! one, 4.): a global filter bound per row, then one pass that keeps only
+//! what passes it.
 //!
 //! Contract ([`TopKParams`]; launches `BOUND` then `FILTER`, or one
 //! `LOCAL`, [`mode`]):

@@ -9,9 +9,24 @@
 //! worst of the lists' `ceil(k / chunks)`-th words, whichever is higher. Needs `chunks * k` sort words of
 //! shared memory at `layout.pool`; no barriers after the load.
 
-use crate::block::count_above;
 use crate::device::{block_dim, sync_threads, thread_idx, GlobalMut, Shared};
 use crate::params::{Layout, TopKParams};
+
+/// Words of `list[start..start + len]` (sorted descending) greater than `w`:
+/// a binary search.
+#[inline(always)]
+fn count_above(list: Shared<u64>, start: u32, len: u32, w: u64) -> u32 {
+    let (mut lo, mut hi) = (0, len);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if list.get(start + mid) > w {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
 
 /// Merges row `row`'s pool and calls `emit(rank, word)` for each of its top
 /// `k` words. Every thread of the block must call it.
