@@ -40,7 +40,7 @@ fn main() {
         .arg(&target_dir)
         .env(
             "CARGO_TARGET_NVPTX64_NVIDIA_CUDA_RUSTFLAGS",
-            format!("-Ctarget-cpu={arch}"),
+            format!("-Ctarget-cpu={arch} -Ctarget-feature=+ptx81"),
         );
     // Flags meant for the host build must not reach the device build.
     for var in [

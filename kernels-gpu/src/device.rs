@@ -84,37 +84,117 @@ pub fn cluster_rank() -> u32 {
     r
 }
 
-/// Cluster-wide barrier: every thread of every block of the cluster
-/// arrives (release semantics, the default) and waits (acquire), so
-/// shared-memory accesses before
-/// it, the block's own and its peers' ([`Peer`]), are ordered before those
-/// after it. Also a block-wide barrier.
+/// The first half of a cluster-wide barrier, with no memory ordering
+/// (`barrier.cluster.arrive.relaxed`): this thread has got here. Each
+/// arrive is followed by one [`cluster_wait`] before the next, unless the
+/// thread exits. What must be seen across blocks goes through
+/// [`MBarrier`]s (and [`fence_mbarrier_init`] before the arrive for their
+/// initialisation).
 #[inline(always)]
-pub fn cluster_sync() {
-    cluster_arrive();
-    cluster_wait();
-}
-
-/// The first half of [`cluster_sync`]: this thread's accesses so far are
-/// done (release). Each arrive is followed by one [`cluster_wait`] before
-/// the next arrive, unless the thread exits (a block that exits after
-/// arriving no longer holds back the barrier).
-#[inline(always)]
-pub fn cluster_arrive() {
+pub fn cluster_arrive_relaxed() {
     // SAFETY: every cluster kernel reaches its cluster barriers with all
     // threads of every block of the cluster (`.aligned`: whole warps).
     unsafe {
-        asm!("barrier.cluster.arrive.aligned;", options(nostack));
+        asm!("barrier.cluster.arrive.relaxed.aligned;", options(nostack));
     }
 }
 
-/// The second half of [`cluster_sync`]: waits until every thread of the
-/// cluster has arrived (acquire).
+/// The second half of a cluster-wide barrier: waits until every thread of
+/// the cluster has arrived (so every block has started).
 #[inline(always)]
 pub fn cluster_wait() {
-    // SAFETY: as `cluster_arrive`, after this thread's arrive.
+    // SAFETY: as `cluster_arrive_relaxed`, after this thread's arrive.
     unsafe {
         asm!("barrier.cluster.wait.aligned;", options(nostack));
+    }
+}
+
+/// Makes this thread's [`MBarrier::init`]s visible to the cluster's other
+/// blocks (`fence.mbarrier_init.release.cluster`), before its arrive at a
+/// cluster barrier whose wait comes before their first use.
+#[inline(always)]
+pub fn fence_mbarrier_init() {
+    // SAFETY: a fence; no operands.
+    unsafe {
+        asm!("fence.mbarrier_init.release.cluster;", options(nostack));
+    }
+}
+
+/// An mbarrier (8 bytes, 8-aligned) in this block's dynamic shared memory,
+/// used for one phase: initialised by one thread with one pending arrival,
+/// which that thread makes with the bytes the phase waits for
+/// ([`MBarrier::arrive_expect`]); peers' [`Peer::send`]s complete them.
+#[derive(Clone, Copy)]
+pub struct MBarrier {
+    word: Shared<u64>,
+}
+
+impl MBarrier {
+    /// The mbarrier `byte_offset` bytes into the dynamic shared memory.
+    #[inline(always)]
+    pub fn at(byte_offset: u32) -> Self {
+        MBarrier {
+            word: Shared::dynamic(byte_offset),
+        }
+    }
+
+    /// Shared-window address of the mbarrier.
+    #[inline(always)]
+    fn addr(self) -> u64 {
+        let a: u64;
+        // SAFETY: converts a pointer into this block's shared memory.
+        unsafe {
+            asm!("cvta.to.shared.u64 {a}, {p};", p = in(reg64) self.word.ptr, a = out(reg64) a, options(pure, nomem, nostack));
+        }
+        a
+    }
+
+    /// Initialise with one pending arrival (one thread, before any other use,
+    /// then [`fence_mbarrier_init`] and a barrier).
+    #[inline(always)]
+    pub fn init(self) {
+        // SAFETY: 8-aligned in shared memory by the layout; one thread.
+        unsafe {
+            asm!("mbarrier.init.shared::cta.b64 [{a}], 1;", a = in(reg64) self.addr(), options(nostack));
+        }
+    }
+
+    /// The pending arrival, waiting for `bytes` from [`Peer::send`]s (which
+    /// may land before it or after). One thread, once.
+    #[inline(always)]
+    pub fn arrive_expect(self, bytes: u32) {
+        // SAFETY: an initialised mbarrier of this block.
+        unsafe {
+            asm!(
+                "{{ .reg .b64 s; mbarrier.arrive.expect_tx.shared::cta.b64 s, [{a}], {b}; }}",
+                a = in(reg64) self.addr(), b = in(reg32) bytes, options(nostack),
+            );
+        }
+    }
+
+    /// Waits until the phase has completed (its arrival made, its bytes
+    /// landed): the sends' stores are then visible to this thread.
+    #[inline(always)]
+    pub fn wait(self) {
+        loop {
+            let done: u32;
+            // SAFETY: an initialised mbarrier of this block, phase 0.
+            unsafe {
+                asm!(
+                    "{{ .reg .pred p; mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [{a}], 0; selp.u32 {d}, 1, 0, p; }}",
+                    a = in(reg64) self.addr(), d = out(reg32) done, options(nostack),
+                );
+            }
+            if done != 0 {
+                return;
+            }
+        }
+    }
+
+    /// The same mbarrier in block `rank` of the cluster.
+    #[inline(always)]
+    pub fn peer(self, rank: u32) -> Peer<u64> {
+        self.word.peer(rank)
     }
 }
 
@@ -362,9 +442,9 @@ impl<T: Copy> Shared<T> {
 }
 
 /// A buffer in the shared memory of a block of this cluster
-/// ([`Shared::peer`]), indexed in `T`s. Its block must have started and
-/// not exited: the kernels access peers only after a cluster barrier's
-/// wait and before the peer's arrive at a later one that it waits on.
+/// ([`Shared::peer`]), indexed in `T`s, written with [`Peer::send`]. Its
+/// block must have started (a cluster barrier's wait comes first) and not
+/// exited (it waits for every send to it before it does).
 #[derive(Clone, Copy)]
 pub struct Peer<T> {
     addr: u64,
@@ -372,47 +452,34 @@ pub struct Peer<T> {
 }
 
 impl Peer<u32> {
-    /// Element `i` (`ld.shared::cluster`).
+    /// Stores `v` at element `i` asynchronously (`st.async`), completing 4
+    /// of the bytes the peer's `bar` ([`MBarrier::peer`]) waits for.
     #[inline(always)]
-    pub fn get(self, i: u32) -> u32 {
-        let v: u32;
-        // SAFETY: in bounds as the `Shared` it maps; ordered by cluster barriers.
-        unsafe {
-            asm!("ld.shared::cluster.u32 {v}, [{p}];", p = in(reg64) self.addr + 4 * i as u64, v = out(reg32) v, options(readonly, nostack));
-        }
-        v
-    }
-
-    /// Store `v` at element `i` (`st.shared::cluster`).
-    #[inline(always)]
-    pub fn set(self, i: u32, v: u32) {
+    pub fn send(self, i: u32, v: u32, bar: Peer<u64>) {
         // SAFETY: in bounds as the `Shared` it maps; each index is written by
-        // one thread, read after a cluster barrier.
+        // one thread, read after the peer's wait on `bar`.
         unsafe {
-            asm!("st.shared::cluster.u32 [{p}], {v};", p = in(reg64) self.addr + 4 * i as u64, v = in(reg32) v, options(nostack));
+            asm!(
+                "st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [{p}], {v}, [{b}];",
+                p = in(reg64) self.addr + 4 * i as u64, v = in(reg32) v, b = in(reg64) bar.addr,
+                options(nostack),
+            );
         }
-    }
-
-    /// `self[i] += v` atomically, returning the old value.
-    #[inline(always)]
-    pub fn fetch_add(self, i: u32, v: u32) -> u32 {
-        let old: u32;
-        // SAFETY: in bounds as the `Shared` it maps.
-        unsafe {
-            asm!("atom.shared::cluster.add.u32 {o}, [{p}], {v};", p = in(reg64) self.addr + 4 * i as u64, v = in(reg32) v, o = out(reg32) old, options(nostack));
-        }
-        old
     }
 }
 
 impl Peer<u64> {
-    /// Store `v` at element `i` (`st.shared::cluster`).
+    /// Stores `v` at element `i` asynchronously, completing 8 bytes of
+    /// `bar` (as [`Peer::<u32>::send`]).
     #[inline(always)]
-    pub fn set(self, i: u32, v: u64) {
-        // SAFETY: in bounds as the `Shared` it maps; each index is written by
-        // one thread, read after a cluster barrier.
+    pub fn send(self, i: u32, v: u64, bar: Peer<u64>) {
+        // SAFETY: as `Peer::<u32>::send`.
         unsafe {
-            asm!("st.shared::cluster.u64 [{p}], {v};", p = in(reg64) self.addr + 8 * i as u64, v = in(reg64) v, options(nostack));
+            asm!(
+                "st.async.shared::cluster.mbarrier::complete_tx::bytes.b64 [{p}], {v}, [{b}];",
+                p = in(reg64) self.addr + 8 * i as u64, v = in(reg64) v, b = in(reg64) bar.addr,
+                options(nostack),
+            );
         }
     }
 }

@@ -71,6 +71,23 @@ impl<E: Element> Keys for RowKeys<E> {
     }
 }
 
+/// The sort words of the row's top `k` at device address `row_addr`
+/// (`vocab` elements; ties at the k-th key to the lowest indices), in row
+/// order, into `out[0..k]` (3.): a block radix select streaming the row
+/// from global memory, then an ordered compaction. For rows whose filtered
+/// candidates overflow (here and in [`crate::cluster`]). Block-wide.
+#[inline(always)]
+pub fn exact_row<E: Element>(row_addr: u64, vocab: u32, k: u32, out: Shared<u64>) {
+    let keys = RowKeys::<E> {
+        addr: row_addr,
+        element: PhantomData,
+    };
+    let sel = radix_select(Scratch::new(), keys, vocab, k, E::KEY_BITS);
+    compact(Scratch::new(), keys, vocab, sel, |index, slot, key| {
+        out.set(slot, sort_word(key, index))
+    });
+}
+
 /// The bound of a `LOCAL` launch (4.): the k-th of the block's threads'
 /// largest keys, returned to every thread. Block-wide, with barriers.
 #[inline(always)]
@@ -138,14 +155,7 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
         shortlist::<E>(candidates, spare, found, p.k)
     } else {
         // 3.
-        let keys = RowKeys::<E> {
-            addr: row_addr,
-            element: PhantomData,
-        };
-        let sel = radix_select(Scratch::new(), keys, p.vocab, p.k, E::KEY_BITS);
-        compact(Scratch::new(), keys, p.vocab, sel, |index, slot, key| {
-            candidates.set(slot, sort_word(key, index))
-        });
+        exact_row::<E>(row_addr, p.vocab, p.k, candidates);
         (candidates, spare, p.k)
     };
     let sorted = sort_desc(list, other, count);

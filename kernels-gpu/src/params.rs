@@ -151,9 +151,6 @@ impl Layout {
 pub const CLUSTER_VECTORS: u32 = 5;
 /// Most blocks in a cluster (16 is "non-portable": the host opts in).
 pub const MAX_CLUSTER: u32 = 16;
-/// Radix passes a cluster select may run: four over 32-bit keys, four more
-/// over the indices of ties at the k-th key. One histogram each.
-pub const CLUSTER_PASSES: u32 = 8;
 
 /// Whether a block of `threads` threads holds `chunk_len` elements of
 /// `size` bytes in registers, whatever their alignment (one more vector
@@ -167,7 +164,7 @@ pub const fn cluster_fits(chunk_len: u32, size: u32, threads: u32) -> bool {
 /// gathers for a top `k`: room for the
 /// elements at or above the filter bound (typically 2-3k on logits, see
 /// [`crate::cluster`], in `C` equal regions, one a block) and for ties at
-/// the k-th key before an index select is needed; a power of two.
+/// the k-th key before the exact select is needed; a power of two.
 pub const fn cluster_capacity(k: u32) -> u32 {
     let room = 4 * k;
     let room = if room < 1024 { 1024 } else { room };
@@ -175,33 +172,40 @@ pub const fn cluster_capacity(k: u32) -> u32 {
 }
 
 /// Word offsets in [`ClusterLayout::words`]: the cluster's filter bounds
-/// and filtered counts (one word a block, pushed by each block into every
-/// block's copy), then the block's own fill counters of the filter's and
-/// the exact select's gathers (block 0's counts the exact gather).
+/// (one word a block, sent by each block to every block) and block 0's
+/// copy of the filtered counts (sent by each block), then the block's own
+/// fill counter of the filter's gather.
 pub mod cluster_words {
     use super::MAX_CLUSTER;
     pub const BOUNDS: u32 = 0;
     pub const COUNTS: u32 = BOUNDS + MAX_CLUSTER;
     pub const FILTERED: u32 = COUNTS + MAX_CLUSTER;
-    pub const EXACT: u32 = FILTERED + 1;
-    pub const WORDS: u32 = EXACT + 1;
+    pub const WORDS: u32 = FILTERED + 1;
+}
+
+/// The cluster kernels' mbarriers, in [`ClusterLayout::bars`]: every
+/// block's `BOUNDS` (its [`cluster_words::BOUNDS`] have landed), block
+/// 0's `COUNTS` and `CANDIDATES` (its copy of the counts, the regions'
+/// candidates).
+pub mod cluster_bars {
+    pub const BOUNDS: u32 = 0;
+    pub const COUNTS: u32 = 8;
+    pub const CANDIDATES: u32 = 16;
+    pub const BYTES: u32 = 24;
 }
 
 /// Byte offsets in the dynamic shared memory of the cluster kernels
 /// ([`TopKParams`] with `chunks` = cluster size), after the scratch header:
-/// one radix histogram per warp (the exact select's counting pass), one per
-/// pass (the block's sums, read by the cluster), each thread's largest key;
-/// block 0 reuses that space from `warp_hist` on for its `dense`
-/// candidates (`capacity` sort words). Then the [`cluster_words`], then the
-/// `capacity` candidate slots (block 0's: the filter's regions, the exact
-/// select's gather, the shortlist).
+/// each thread's largest key (the bound's), which block 0 reuses for its
+/// `dense` candidates (`capacity` sort words), then the [`cluster_words`],
+/// the [`cluster_bars`] and the `capacity` candidate slots (block 0's: the
+/// filter's regions, then the shortlist).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClusterLayout {
-    pub warp_hist: u32,
-    pub hist: u32,
     pub maxima: u32,
     pub dense: u32,
     pub words: u32,
+    pub bars: u32,
     pub candidates: u32,
     pub capacity: u32,
     pub bytes: u32,
@@ -209,24 +213,22 @@ pub struct ClusterLayout {
 
 impl ClusterLayout {
     pub const fn new(k: u32) -> ClusterLayout {
-        let warp_hist = smem::HEADER_BYTES;
-        let hist = warp_hist + 4 * RADIX_BINS * MAX_WARPS;
-        let maxima = hist + 4 * RADIX_BINS * CLUSTER_PASSES;
+        let maxima = smem::HEADER_BYTES;
         let capacity = cluster_capacity(k);
         let scratch_end = maxima + 4 * MAX_THREADS;
-        let dense_end = warp_hist + 8 * capacity;
+        let dense_end = maxima + 8 * capacity;
         let words = if scratch_end > dense_end {
             scratch_end
         } else {
             dense_end
         };
-        let candidates = (words + 4 * cluster_words::WORDS).next_multiple_of(16);
+        let bars = (words + 4 * cluster_words::WORDS).next_multiple_of(8);
+        let candidates = (bars + cluster_bars::BYTES).next_multiple_of(16);
         ClusterLayout {
-            warp_hist,
-            hist,
             maxima,
-            dense: warp_hist,
+            dense: maxima,
             words,
+            bars,
             candidates,
             capacity,
             bytes: candidates + 8 * capacity,
