@@ -92,10 +92,11 @@ pub fn cluster_rank() -> u32 {
 /// initialisation).
 #[inline(always)]
 pub fn cluster_arrive_relaxed() {
-    // SAFETY: every cluster kernel reaches its cluster barriers with all
-    // threads of every block of the cluster (`.aligned`: whole warps).
+    // SAFETY: every cluster kernel reaches its cluster barrier with all
+    // threads of every block of the cluster (not `.aligned`: a warp may
+    // arrive diverged, after one lane's set-up).
     unsafe {
-        asm!("barrier.cluster.arrive.relaxed.aligned;", options(nostack));
+        asm!("barrier.cluster.arrive.relaxed;", options(nostack));
     }
 }
 
@@ -105,7 +106,7 @@ pub fn cluster_arrive_relaxed() {
 pub fn cluster_wait() {
     // SAFETY: as `cluster_arrive_relaxed`, after this thread's arrive.
     unsafe {
-        asm!("barrier.cluster.wait.aligned;", options(nostack));
+        asm!("barrier.cluster.wait;", options(nostack));
     }
 }
 
