@@ -414,8 +414,12 @@ pub fn compact<K: Keys, F: FnMut(u32, u32, u32)>(
     sync_threads();
 }
 
-/// Most words [`sort_desc`] sorts by counting ranks.
-pub const RANK_SORT_MAX: u32 = 256;
+/// Most words [`sort_desc`] sorts by counting ranks (its shared-memory
+/// reads grow with the square of the count: above this the merge sort
+/// measured faster, BENCHMARKS.md v9).
+pub const RANK_SORT_MAX: u32 = 192;
+/// Fewest candidates [`shortlist`] narrows (fewer sort as they are).
+pub const SHORTLIST_MIN: u32 = 257;
 
 /// The rank of each of the `n` distinct words `buf[0..n]` (how many of
 /// them are larger), counted by a group of `g` lanes per word (`g` the
@@ -583,7 +587,7 @@ pub fn sort_desc_in_place(buf: Shared<u64>, n: u32) {
 }
 
 /// `found` candidates (sort words) narrowed for the sort of the top `k`:
-/// when there are more than a rank sort takes and `k` is not, a block radix
+/// when there are at least `SHORTLIST_MIN` and `k` is fewer, a block radix
 /// select of the k-th key and a copy of the candidates at or above it (all
 /// its ties) to `out`. Returns the buffer holding them, the other one, and their count.
 /// Block-wide; the candidates must be behind a barrier.
@@ -594,7 +598,7 @@ pub fn shortlist<E: Element>(
     found: u32,
     k: u32,
 ) -> (Shared<u64>, Shared<u64>, u32) {
-    if found <= RANK_SORT_MAX || k > RANK_SORT_MAX {
+    if found < SHORTLIST_MIN || k >= SHORTLIST_MIN {
         return (candidates, out, found);
     }
     let sel = radix_select(Scratch::new(), candidates, found, k, E::KEY_BITS);
