@@ -381,24 +381,32 @@ fn default_plan_follows_the_sweep() {
     assert_eq!(chunks(50304, 200), 5);
     assert_eq!(chunks(151936, 1024), 5);
     assert_eq!(chunks(262144, 50), 22);
-    // A cluster per row: batches of up to 8 rows of 16,384 or more, up to 16
-    // of 150,000 or more; 16 blocks of 512 threads (8 blocks for k in
-    // 129..=256, and for rows short enough to give each thread one vector).
+    // A cluster per row: batches of up to 16 rows of 16,384 or more (32
+    // where the plan has 8 blocks); for k
+    // up to 256 the first of 8 x 256, 8 x 512, 16 x 256, 16 x 512 (blocks x
+    // threads) the row fits, else 512 threads in 16 blocks (8 where that
+    // leaves each thread one vector).
     let plan = |b, v, k| TopKConfig::new(b, v, k).plan().unwrap();
-    for (b, v, k, blocks) in [
-        (1, 50304, 50, 16),
-        (8, 50304, 100, 16),
-        (1, 50304, 200, 8),
-        (1, 32000, 50, 8),
-        (1, 262144, 50, 16),
-        (16, 151936, 1024, 16),
-        (1, 262144, 2048, 16),
+    for (b, v, k, blocks, threads) in [
+        (1, 50304, 50, 8, 256),
+        (8, 50304, 100, 8, 256),
+        (16, 50304, 200, 8, 256),
+        (32, 128256, 50, 8, 512),
+        (1, 32000, 50, 8, 256),
+        (1, 128256, 50, 8, 512),
+        (1, 262144, 50, 16, 512),
+        (16, 151936, 1024, 16, 512),
+        (1, 32000, 1024, 8, 512),
+        (1, 262144, 2048, 16, 512),
     ] {
         let p = plan(b, v, k);
-        assert!(p.cluster && p.chunks == blocks && p.threads == 512, "{p:?}");
+        assert!(
+            p.cluster && p.chunks == blocks && p.threads == threads,
+            "{p:?}"
+        );
     }
     for (b, v, k) in [
-        (9, 50304, 50),
+        (33, 50304, 50),
         (17, 262144, 50),
         (1, 16000, 50),
         (2, 1000, 10),
@@ -412,10 +420,9 @@ fn default_plan_follows_the_sweep() {
     // One launch where k fits the rank count, chunks * k <= 1024 and the
     // logits have 32 MiB or more.
     for (b, v, k, blocks, single) in [
-        (9, 50304, 50, 3, false),
-        (16, 50304, 50, 3, false),
+        (33, 50304, 50, 3, false),
         (130, 131072, 50, 7, true),
-        (32, 50304, 200, 3, false),
+        (33, 50304, 200, 3, false),
         (64, 151936, 1024, 10, false),
         (256, 262144, 50, 13, true),
         (64, 262144, 100, 13, false),

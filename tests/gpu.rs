@@ -340,11 +340,11 @@ fn cluster_body_on_every_distribution() {
 fn filter_body_on_every_distribution() {
     let (kernels, stream) = setup();
     for (batch, vocab, k) in [
-        (17, 50304, 50),
-        (9, 16411, 7),
+        (33, 50304, 50),
+        (33, 16411, 7),
         (20, 65536, 300),
         (24, 151936, 1024),
-        (18, 20001, 1),
+        (33, 20001, 1),
         (130, 131072, 50),
     ] {
         let config = TopKConfig::new(batch, vocab, k);

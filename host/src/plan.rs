@@ -36,18 +36,22 @@ pub const MAX_BATCH: usize = 65_535;
 /// Environment variable that picks the cluster-per-row body: `off`, or
 /// `BLOCKS,THREADS` (blocks per cluster, threads per block) for sweeps.
 pub const CLUSTER_ENV: &str = "STREAMTOPK_CLUSTER";
-/// The default plan uses the cluster body for batches up to this ...
-pub const CLUSTER_MAX_BATCH: usize = 8;
-/// ... of rows at least this long, ...
+/// The default plan uses the cluster body for batches up to this of rows
+/// at least [`CLUSTER_MIN_VOCAB`] long, in clusters of up to 8 blocks ...
+/// (BENCHMARKS.md v9: faster than the filter body at 32 rows of 50,304 and
+/// 128,256) ...
+pub const CLUSTER_MAX_BATCH: usize = 32;
+/// ... and for batches up to this in larger clusters (faster at 16 rows of
+/// 50,304 to 262,144).
+pub const CLUSTER_WIDE_MAX_BATCH: usize = 16;
+/// See [`CLUSTER_MAX_BATCH`].
 pub const CLUSTER_MIN_VOCAB: usize = 16_384;
-/// ... and for batches up to this of rows at least [`CLUSTER_LONG_VOCAB`]
-/// long (BENCHMARKS.md, v6: elsewhere the chunked body measured faster).
-pub const CLUSTER_LONG_MAX_BATCH: usize = 16;
-/// See [`CLUSTER_LONG_MAX_BATCH`].
-pub const CLUSTER_LONG_VOCAB: usize = 150_000;
-/// Threads per block of the default cluster plan (measured best of 256,
-/// 512, 640 at 16 blocks; BENCHMARKS.md v6).
+/// Threads per block of the default cluster plan for `k` above 256.
 pub const CLUSTER_THREADS: u32 = 512;
+/// Blocks and threads the default cluster plan tries for `k` up to 256, in
+/// order; the first that fits the row wins (the sweep of BENCHMARKS.md v9:
+/// fewer, shorter blocks where the row fits them).
+pub const CLUSTER_SHAPES: [(u32, u32); 4] = [(8, 256), (8, 512), (16, 256), (16, 512)];
 
 /// Environment variable that turns the filter body off (`off`) or sets its
 /// threads per block (a number), for sweeps.
@@ -207,24 +211,42 @@ impl Plan {
     /// Whether the default plan for batches of up to `max_batch` rows of
     /// `vocab` is a cluster per row (measured, BENCHMARKS.md v6).
     pub fn prefers_cluster(max_batch: usize, vocab: usize) -> bool {
-        vocab >= CLUSTER_MIN_VOCAB
-            && (max_batch <= CLUSTER_MAX_BATCH
-                || (max_batch <= CLUSTER_LONG_MAX_BATCH && vocab >= CLUSTER_LONG_VOCAB))
+        vocab >= CLUSTER_MIN_VOCAB && max_batch <= CLUSTER_MAX_BATCH
     }
 
-    /// The default cluster plan: [`CLUSTER_THREADS`] (or the most the
-    /// kernel allows) threads, and the fewest blocks (a power of two, 8 to
+    /// The default cluster plan for batches of up to `max_batch` rows: for
+    /// `k` up to 256 the first of [`CLUSTER_SHAPES`] that fits (and the
+    /// kernel's threads allow); else [`CLUSTER_THREADS`] (or the most the
+    /// kernel allows) threads and the fewest blocks (a power of two, 8 to
     /// 16) that leave each thread one 16-byte vector, else the fewest that
-    /// fit. For `128 < k <= 256` 8 blocks: fewer, longer blocks filter fewer
-    /// candidates (at most 256 sort by rank; measured faster).
-    pub fn auto_cluster(vocab: u32, k: u32, size: u32, limits: &Limits) -> Option<Plan> {
+    /// fit (the long sort of large k wants the candidates spread thin). None
+    /// where that plan has more than 8 blocks and `max_batch` is above
+    /// [`CLUSTER_WIDE_MAX_BATCH`].
+    pub fn auto_cluster(
+        vocab: u32,
+        k: u32,
+        size: u32,
+        max_batch: usize,
+        limits: &Limits,
+    ) -> Option<Plan> {
+        let plan = Plan::auto_cluster_shape(vocab, k, size, limits)?;
+        (plan.chunks <= 8 || max_batch <= CLUSTER_WIDE_MAX_BATCH).then_some(plan)
+    }
+
+    fn auto_cluster_shape(vocab: u32, k: u32, size: u32, limits: &Limits) -> Option<Plan> {
+        let fits = |(blocks, threads): (u32, u32)| {
+            (threads <= limits.cluster_threads)
+                .then(|| Plan::cluster(vocab, k, size, blocks, threads, limits.smem))
+                .flatten()
+        };
+        if k <= 256 {
+            if let Some(plan) = CLUSTER_SHAPES.into_iter().find_map(fits) {
+                return Some(plan);
+            }
+        }
         let threads = (limits.cluster_threads.min(CLUSTER_THREADS) / 32 * 32).max(MIN_THREADS);
         let one_vector = vocab.div_ceil(threads * per_vector(size));
-        let blocks = if (129..=256).contains(&k) {
-            8
-        } else {
-            one_vector.next_power_of_two().clamp(8, MAX_CLUSTER)
-        };
+        let blocks = one_vector.next_power_of_two().clamp(8, MAX_CLUSTER);
         (blocks..=MAX_CLUSTER).find_map(|b| Plan::cluster(vocab, k, size, b, threads, limits.smem))
     }
 

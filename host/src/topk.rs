@@ -102,7 +102,7 @@ impl TopKConfig {
                 Plan::cluster(vocab, k, size, blocks, threads, smem)
             }
             None if Plan::prefers_cluster(self.max_batch, self.vocab) => {
-                Plan::auto_cluster(vocab, k, size, &Limits { smem, ..*limits })
+                Plan::auto_cluster(vocab, k, size, self.max_batch, &Limits { smem, ..*limits })
             }
             None => None,
         }
