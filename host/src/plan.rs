@@ -185,7 +185,10 @@ impl Plan {
     }
 
     /// A cluster-per-row plan of `blocks` blocks of `threads` threads, if
-    /// the row fits their registers and the shared memory `smem_limit`.
+    /// the row fits their registers and the shared memory `smem_limit` and
+    /// needs at least two of them (the blocks send to each other through
+    /// the cluster's shared-memory window, which compute-sanitizer refuses
+    /// in a cluster of one block).
     pub fn cluster(
         vocab: u32,
         k: u32,
@@ -205,7 +208,8 @@ impl Plan {
             cluster: true,
             ..Plan::sliced(vocab, k, size, chunk_len, threads)
         };
-        (cluster_fits(chunk_len, size, threads) && plan.smem() <= smem_limit).then_some(plan)
+        (plan.chunks >= 2 && cluster_fits(chunk_len, size, threads) && plan.smem() <= smem_limit)
+            .then_some(plan)
     }
 
     /// Whether the default plan for batches of up to `max_batch` rows of
