@@ -89,11 +89,11 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// An H100 SXM, with the cluster blocks ptxas allows the 16-bit types
-    /// (up to 96 registers: 672 threads).
+    /// An H100 SXM, with the cluster blocks ptxas allows (56-64
+    /// registers: 1024 threads).
     pub const SM90: Limits = Limits {
         smem: SM90_SMEM_LIMIT,
-        cluster_threads: 672,
+        cluster_threads: 1024,
     };
 }
 

@@ -91,7 +91,7 @@ impl Scratch {
 /// `hist[bin] += 1` where `counted`, lanes with equal bins merged into one
 /// shared-memory atomic. Every lane of the warp must call it.
 #[inline(always)]
-pub fn histogram_add(hist: Shared<u32>, counted: bool, bin: u32) {
+fn histogram_add(hist: Shared<u32>, counted: bool, bin: u32) {
     if ballot(counted) == 0 {
         return;
     }
@@ -235,7 +235,7 @@ pub fn warp_append<F: FnOnce(u32) -> u32>(keep: bool, reserve: F) -> Option<u32>
 
 /// One radix pass's choice ([`choose_digit`]).
 #[derive(Clone, Copy)]
-pub struct Digit {
+struct Digit {
     /// The bin holding the wanted key.
     pub digit: u32,
     /// Keys still wanted from that bin (`1..=count`).
@@ -250,7 +250,7 @@ pub struct Digit {
 /// scratch header; contains barriers (the caller's previous reads of the
 /// control words must be behind one).
 #[inline(always)]
-pub fn choose_digit(scratch: Scratch, count: u32, remaining: u32) -> Digit {
+fn choose_digit(scratch: Scratch, count: u32, remaining: u32) -> Digit {
     let tid = thread_idx();
     let above_incl = scan_bins(scratch, count);
     let above_excl = above_incl - count;
