@@ -12,7 +12,7 @@
 
 use crate::device::{
     ballot, block_dim, lane, lanemask_lt, match_any, shfl_idx, shfl_up, shfl_xor, sync_threads,
-    sync_warp, thread_idx, warp, Shared,
+    thread_idx, warp, Shared,
 };
 use crate::element::Element;
 use crate::params::{smem, RADIX_BINS, RADIX_BITS};
@@ -270,11 +270,11 @@ fn choose_digit(scratch: Scratch, count: u32, remaining: u32) -> Digit {
 /// `v` folded over the lanes of the warp with the associative,
 /// commutative `op`, returned to every lane.
 #[inline(always)]
-pub fn warp_fold<F: Fn(u32, u32) -> u32>(v: u32, op: F) -> u32 {
+pub fn warp_fold<W: LaneWord, F: Fn(W, W) -> W>(v: W, op: F) -> W {
     let mut x = v;
     let mut m = 16;
     while m > 0 {
-        x = op(x, shfl_xor(x, m));
+        x = op(x, x.shfl_xor(m));
         m >>= 1;
     }
     x
@@ -625,14 +625,7 @@ pub fn shortlist<E: Element>(
 #[inline(always)]
 pub fn max_u64(v: u64) -> u64 {
     let slots = Shared::<u64>::dynamic(smem::HIST * 4);
-    let mut x = v;
-    let mut d = 16;
-    while d > 0 {
-        let hi = shfl_xor((x >> 32) as u32, d);
-        let lo = shfl_xor(x as u32, d);
-        x = x.max((hi as u64) << 32 | lo as u64);
-        d >>= 1;
-    }
+    let x = warp_fold(v, u64::max);
     if lane() == 0 {
         slots.set(warp(), x);
     }
@@ -647,40 +640,21 @@ pub fn max_u64(v: u64) -> u64 {
     best
 }
 
-/// In-place inclusive prefix sum of `data[0..n]` by one warp: lane `l` sums
-/// the stretch `[l * per, (l + 1) * per)`, `per = ceil(n / 32)`, so the
-/// order of the additions depends on `n` alone (the same in every body and
-/// block size). Every lane of the warp must call it; `data` written by the
-/// warp before (it starts with a warp barrier), read by it after.
+/// Exclusive prefix sum of `x` over the warp's lanes, in lane order, and
+/// the warp's total (Hillis-Steele: the order of the additions is fixed).
+/// Every lane of the warp must call it.
 #[inline(always)]
-pub fn warp_inclusive_sum_f32(data: Shared<f32>, n: u32) {
-    sync_warp();
-    let per = n.div_ceil(32);
-    let first = lane() * per;
-    let last = if first + per < n { first + per } else { n };
-    let mut sum = 0.0f32;
-    let mut i = first;
-    while i < last {
-        sum += data.get(i);
-        i += 1;
-    }
-    // Exclusive scan of the stretch sums over the lanes.
-    let mut x = sum;
+pub fn warp_exclusive_sum_f32(x: f32) -> (f32, f32) {
+    let mut inclusive = x;
     let mut d = 1;
     while d < 32 {
-        let y = f32::from_bits(shfl_up(x.to_bits(), d));
+        let y = f32::from_bits(shfl_up(inclusive.to_bits(), d));
         if lane() >= d {
-            x += y;
+            inclusive += y;
         }
         d <<= 1;
     }
-    let lower = f32::from_bits(shfl_up(x.to_bits(), 1));
-    let mut before = if lane() == 0 { 0.0 } else { lower };
-    let mut i = first;
-    while i < last {
-        before += data.get(i);
-        data.set(i, before);
-        i += 1;
-    }
-    sync_warp();
+    let lower = f32::from_bits(shfl_up(inclusive.to_bits(), 1));
+    let total = f32::from_bits(shfl_idx(inclusive.to_bits(), 31));
+    (if lane() == 0 { 0.0 } else { lower }, total)
 }

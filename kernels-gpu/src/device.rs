@@ -63,16 +63,6 @@ pub fn sync_threads() {
     unsafe { nvptx::_syncthreads() }
 }
 
-/// Warp-wide barrier (`bar.warp.sync`): orders the lanes' shared-memory
-/// accesses before it against those after it.
-#[inline(always)]
-pub fn sync_warp() {
-    // SAFETY: every lane of the warp reaches each warp barrier here (full mask).
-    unsafe {
-        asm!("bar.warp.sync 0xffffffff;", options(nostack));
-    }
-}
-
 /// Rank of this block in its thread-block cluster.
 #[inline(always)]
 pub fn cluster_rank() -> u32 {

@@ -26,11 +26,11 @@
 
 use core::marker::PhantomData;
 
-use crate::block::{max_u64, warp_inclusive_sum_f32, warp_sum};
+use crate::block::{max_u64, warp_exclusive_sum_f32, warp_sum};
 use crate::cluster::run_cluster;
 use crate::device::{
-    block_dim, block_idx_y, exp2, grid_dim_y, lane, log2, thread_idx, warp, Global, GlobalMut,
-    Shared,
+    ballot, block_dim, block_idx_y, exp2, grid_dim_y, lane, log2, shfl_idx, thread_idx, warp,
+    Global, GlobalMut, Shared,
 };
 use crate::element::{unpack_sort_word, Element, F32, NAN_KEY};
 use crate::kernel::{run, Rows};
@@ -137,7 +137,12 @@ impl<E: Element> Sampler<E> {
     }
 
     /// The token of a top-k row: its allowed prefix and the inverse-CDF
-    /// draw, by one warp (no block barrier), returned to lane 0.
+    /// draw, by one warp (no block barrier), returned to every lane.
+    ///
+    /// Lane `l` owns the positions `[l * per, (l + 1) * per)`, `per =
+    /// ceil(kr / 32)`: it keeps their running weight sums in `mass` (read
+    /// back by it alone), so position `j`'s prefix mass is its lane's
+    /// exclusive scan plus `mass[j]`, the same additions in every body.
     #[inline(always)]
     fn from_list(&self, row: u32) -> u32 {
         let sorted = Shared::<u64>::dynamic(self.layout.sorted);
@@ -148,76 +153,66 @@ impl<E: Element> Sampler<E> {
             top_p,
             min_p,
         } = self.row;
-        let v0 = E::key_to_f32(unpack_sort_word(sorted.get(0)).0);
+        let key = |j: u32| unpack_sort_word(sorted.get(j)).0;
+        let v0 = E::key_to_f32(key(0));
         let inv_t = 1.0 / temperature;
-        let weight = |j: u32| {
-            let v = E::key_to_f32(unpack_sort_word(sorted.get(j)).0);
-            if v == v0 {
+        let per = kk.div_ceil(32);
+        let first = (lane() * per).min(kk);
+        let last = (first + per).min(kk);
+        // The draw depends on no data: started before the loads.
+        let u = uniform(draw(self.p.seed, self.offset, row, ROW_DRAW)[0]);
+        // The weights' running sums, and how many weights min-p keeps.
+        let (mut run, mut kept) = (0.0f32, 0);
+        for j in first..last {
+            let v = E::key_to_f32(key(j));
+            let w = if v == v0 {
                 1.0
             } else {
                 exp2((v - v0) * inv_t * LOG2_E)
-            }
-        };
-        // Lane l's positions, as the prefix sum's stretches.
-        let per = kk.div_ceil(32);
-        let first = lane() * per;
-        let last = if first + per < kk { first + per } else { kk };
-        // The draw depends on no data: started before the loads.
-        let u = uniform(draw(self.p.seed, self.offset, row, ROW_DRAW)[0]);
-        // The weights, and how many of them min-p keeps.
-        let mut kept = 0;
-        for j in first..last {
-            let w = weight(j);
-            mass.set(j, w);
+            };
             kept += (w >= min_p) as u32;
+            run += w;
+            mass.set(j, run);
         }
-        warp_inclusive_sum_f32(mass, kk);
-
-        // Positions below the top-p target.
-        let target = top_p * mass.get(kk - 1);
-        let mut below = 0;
-        if top_p < 1.0 {
-            for j in first..last {
-                below += (mass.get(j) < target) as u32;
-            }
-        }
-        let (below, kept) = (warp_sum(below), warp_sum(kept));
+        let (before, list_mass) = warp_exclusive_sum_f32(run);
+        let prefix = |j: u32| before + mass.get(j);
         // Top-p keeps every value at least the one where the mass reaches p.
         let m_p = if top_p < 1.0 {
-            let edge = unpack_sort_word(sorted.get(below)).0;
-            let mut n = 0;
-            for j in first..last {
-                n += (unpack_sort_word(sorted.get(j)).0 >= edge) as u32;
-            }
-            warp_sum(n)
+            let target = top_p * list_mass;
+            let below = warp_sum((first..last).map(|j| (prefix(j) < target) as u32).sum());
+            let edge = key(below);
+            warp_sum((first..last).map(|j| (key(j) >= edge) as u32).sum())
         } else {
             kk
         };
+        let kept = if min_p > 0.0 { warp_sum(kept) } else { kk };
         let m = kk.min(m_p).min(kept).max(1);
-        if lane() != 0 {
-            return 0;
-        }
-        let total = mass.get(m - 1);
+        let end = last.min(m);
+        let owner = (m - 1) / per;
+        let own = if lane() == owner { prefix(m - 1) } else { 0.0 };
+        let total = f32::from_bits(shfl_idx(own.to_bits(), owner));
+        // The first position whose prefix exceeds the pick, else the first
+        // that reaches the total (the last with weight); lanes look in
+        // their own positions below m.
         let pick = u * total;
-        // First position whose running mass exceeds the pick (else the
-        // last position with weight).
-        let first_above = |x: f32, strict: bool| {
-            let (mut lo, mut hi) = (0, m);
-            while lo < hi {
-                let mid = (lo + hi) / 2;
-                let y = mass.get(mid);
-                if (strict && y <= x) || (!strict && y < x) {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
+        let (mut above, mut reach) = (end, end);
+        for j in (first..end).rev() {
+            let y = prefix(j);
+            if y > pick {
+                above = j;
             }
-            lo
-        };
-        let mut at = first_above(pick, true);
-        if at == m {
-            at = first_above(total, false);
+            if y >= total {
+                reach = j;
+            }
         }
+        let (hits, reached) = (ballot(above < end), ballot(reach < end));
+        let at = if hits != 0 {
+            shfl_idx(above, hits.trailing_zeros())
+        } else if reached != 0 {
+            shfl_idx(reach, reached.trailing_zeros())
+        } else {
+            m - 1
+        };
         unpack_sort_word(sorted.get(at)).1
     }
 }
