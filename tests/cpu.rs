@@ -417,20 +417,25 @@ fn default_plan_follows_the_sweep() {
     // threads holding up to 20,416 16-bit elements (16,320 where the longer
     // blocks leave each a share of the bound above 96 keys), where each
     // block's share of the bound is at most 128 keys; else the chunked body.
-    // One launch where k fits the rank count, chunks * k <= 1024 and the
-    // logits have 32 MiB or more.
-    for (b, v, k, blocks, single) in [
-        (33, 50304, 50, 3, false),
-        (130, 131072, 50, 7, true),
-        (33, 50304, 200, 3, false),
-        (64, 151936, 1024, 10, false),
-        (256, 262144, 50, 13, true),
-        (64, 262144, 100, 13, false),
-        (64, 262144, 1024, 13, false),
+    // One pass where k fits the rank count, chunks * k <= 1024 and the
+    // logits have 32 MiB or more; a merge launch for one pass or k > 256.
+    for (b, v, k, blocks, single, merge_launch) in [
+        (33, 50304, 50, 3, false, false),
+        (130, 131072, 50, 7, true, true),
+        (33, 50304, 200, 3, false, false),
+        (64, 151936, 1024, 10, false, true),
+        (256, 262144, 50, 13, true, true),
+        (64, 262144, 100, 13, false, false),
+        (64, 262144, 1024, 13, false, true),
+        (64, 128256, 257, 7, false, true),
     ] {
         let p = plan(b, v, k);
         assert!(
-            p.filter && p.chunks == blocks && p.threads == 512 && p.single_pass == single,
+            p.filter
+                && p.chunks == blocks
+                && p.threads == 512
+                && p.single_pass == single
+                && p.merge_launch == merge_launch,
             "{p:?}"
         );
     }

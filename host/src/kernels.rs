@@ -358,7 +358,9 @@ impl Kernels {
     /// Launch the top-k kernel of a cluster or filter `plan` over `batch`
     /// rows: the cluster kernel (see `streamtopk_kernels::cluster`), or the
     /// filter kernel (see `streamtopk_kernels::filter`) in the launch mode
-    /// `p.mode` (`BOUND`, then `FILTER`; or `LOCAL` for a single-pass plan).
+    /// `p.mode` (`BOUND`, then `FILTER` and `MERGE` or `FILTER_MERGE`; or
+    /// `LOCAL`, `MERGE_LOCAL` for a single-pass plan; a merge launch has
+    /// one block a row).
     ///
     /// # Safety
     /// As [`Kernels::topk`], with `p` from `plan`; a cluster plan uses no
@@ -378,13 +380,16 @@ impl Kernels {
         } else {
             TOPK_FILTER
         };
-        let smem = if plan.filter && p.mode == mode::BOUND {
-            plan.filter_layout().bound_bytes
+        let (blocks, smem) = if !plan.filter || p.mode == mode::FILTER_MERGE {
+            (plan.chunks, plan.smem())
+        } else if p.mode == mode::MERGE || p.mode == mode::MERGE_LOCAL {
+            (1, plan.smem())
         } else {
-            plan.smem()
+            (plan.chunks, plan.filter_layout().bound_bytes)
         };
+        let function = body + dtype_slot(dtype);
         // SAFETY: forwarded to the caller.
-        unsafe { self.launch_plan(body, dtype, plan, batch, smem, stream, p) }
+        unsafe { self.launch(function, (blocks, batch), plan.threads, smem, stream, p) }
     }
 
     /// Launch `body`'s kernel for `dtype` over `batch` rows of `plan`: grid

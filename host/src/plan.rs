@@ -76,6 +76,14 @@ pub const FILTER_SINGLE_PASS_POOL: u32 = 1024;
 /// stays in L2 for the second launch's read, which then costs less than the
 /// larger pools of one launch; measured, BENCHMARKS.md).
 pub const FILTER_SINGLE_PASS_BYTES: u64 = 32 << 20;
+/// A two-pass filter plan for a `k` at most this sorts each row's pool in
+/// the row's last block of its `FILTER` launch (`FILTER_MERGE`); larger
+/// `k`, and every single-pass plan, in a `MERGE` launch of its own, so no
+/// block waits for the others before it exits (measured, BENCHMARKS.md
+/// v10: 64 x 128,256 k=50 0.0190 ms in the last block, 0.0204 with a merge
+/// launch; 64 x 151,936 k=1024 0.0409 -> 0.0377; 256 x 262,144 k=50
+/// 0.0924 -> 0.0823).
+pub const FILTER_LAST_BLOCK_MAX_K: u32 = 256;
 
 /// What a device allows a launch (from the driver; [`Limits::SM90`]
 /// without a device).
@@ -123,9 +131,13 @@ pub struct Plan {
     /// Whether the filter body runs (the `topk_filter_*` kernels: a
     /// bound, then a filtered pool of candidates per row).
     pub filter: bool,
-    /// Whether the filter body runs in one launch, each block with its own
-    /// bound (`LOCAL`), rather than two (`BOUND`, `FILTER`).
+    /// Whether the filter body reads the logits once, each block with its
+    /// own bound (`LOCAL`), rather than twice (`BOUND`, `FILTER`).
     pub single_pass: bool,
+    /// Whether the filter body sorts each row's pool in a launch of its own
+    /// (`MERGE`, `MERGE_LOCAL`) rather than in the row's last block of the
+    /// `FILTER` launch (`FILTER_MERGE`).
+    pub merge_launch: bool,
 }
 
 impl Plan {
@@ -181,6 +193,7 @@ impl Plan {
             cluster: false,
             filter: false,
             single_pass: false,
+            merge_launch: false,
         }
     }
 
@@ -257,10 +270,11 @@ impl Plan {
     /// The filter plan for rows of `vocab`: blocks of `threads` threads
     /// holding about [`FILTER_VECTORS`] vectors each, if each block's share of the
     /// bound `ceil(k / chunks)` fits its rank count (8 keys from each warp)
-    /// and the last block's candidates fit `smem_limit`; in one launch
+    /// and the merge block's candidates fit `smem_limit`; in one pass
     /// where `k` itself fits the rank count, `chunks * k` is at most
     /// [`FILTER_SINGLE_PASS_POOL`] and `max_batch` rows have at least
-    /// [`FILTER_SINGLE_PASS_BYTES`].
+    /// [`FILTER_SINGLE_PASS_BYTES`]; with a merge launch unless two passes
+    /// with `k` at most [`FILTER_LAST_BLOCK_MAX_K`].
     pub fn filter(
         vocab: u32,
         k: u32,
@@ -284,11 +298,13 @@ impl Plan {
             long if 4 * k.div_ceil(long.chunks) <= 3 * ranked => long,
             _ => blocks(FILTER_VECTORS - 1),
         };
+        let single_pass = k <= ranked
+            && plan.chunks * k <= FILTER_SINGLE_PASS_POOL
+            && max_batch as u64 * vocab as u64 * size as u64 >= FILTER_SINGLE_PASS_BYTES;
         let plan = Plan {
             filter: true,
-            single_pass: k <= ranked
-                && plan.chunks * k <= FILTER_SINGLE_PASS_POOL
-                && max_batch as u64 * vocab as u64 * size as u64 >= FILTER_SINGLE_PASS_BYTES,
+            single_pass,
+            merge_launch: single_pass || k > FILTER_LAST_BLOCK_MAX_K,
             ..plan
         };
         (k.div_ceil(plan.chunks) <= ranked
@@ -309,7 +325,7 @@ impl Plan {
         }
     }
 
-    /// The filter body's layout (of its `FILTER` or `LOCAL` launch).
+    /// The filter body's layout (of its appends and merge).
     pub fn filter_layout(&self) -> FilterLayout {
         FilterLayout::new(self.k, if self.single_pass { self.chunks } else { 0 })
     }

@@ -325,8 +325,8 @@ impl TopK {
     /// after stage 2 (per-stage timing). With one chunk per row, or a
     /// cluster per row, there is no stage 2 and `marks[1]`, `marks[2]` are
     /// recorded together. With the filter body `marks[1]` falls between
-    /// its `BOUND` and `FILTER` launches (right after `marks[0]` for a
-    /// single-pass plan).
+    /// its appending launches (`BOUND` and `FILTER`, or `LOCAL`) and its
+    /// merge launch (together when the `FILTER` launch merges).
     pub fn run_marked<T: Logit>(
         &mut self,
         stream: &Stream,
@@ -380,27 +380,38 @@ impl TopK {
             if let Some(marks) = marks {
                 marks[0].record(stream)?;
             }
-            if !plan.single_pass {
+            // Each launch: `check` matched every length to the
+            // plan, which fits the blocks' shares in registers
+            // (`Plan::filter`); the workspace holds max_batch >= batch rows
+            // of the filter's pool and words, the words zero between calls
+            // (each row's merge block resets its own); `&mut self` and
+            // stream order keep other calls out and order the launches: the
+            // BOUND launch folds every block's bound before the FILTER
+            // launch reads it, FILTER or LOCAL fills the pools before a
+            // MERGE launch reads them (FILTER_MERGE: its rows' last blocks).
+            let (append, merge) = if plan.single_pass {
+                (mode::LOCAL, Some(mode::MERGE_LOCAL))
+            } else {
                 p.mode = mode::BOUND;
-                // SAFETY: `check` matched every length to the plan, which
-                // fits the blocks' shares in registers (`Plan::filter`);
-                // the workspace holds max_batch >= batch rows of the
-                // filter's pool and words, the words zero between calls
-                // (each row's last block resets its own); `&mut self` and
-                // stream order keep other calls out.
+                // SAFETY: as said above.
                 unsafe { self.kernels.topk_planned(dtype, &plan, batch, stream, &p)? };
-            }
+                if plan.merge_launch {
+                    (mode::FILTER, Some(mode::MERGE))
+                } else {
+                    (mode::FILTER_MERGE, None)
+                }
+            };
+            p.mode = append;
+            // SAFETY: as said above.
+            unsafe { self.kernels.topk_planned(dtype, &plan, batch, stream, &p)? };
             if let Some(marks) = marks {
                 marks[1].record(stream)?;
             }
-            p.mode = if plan.single_pass {
-                mode::LOCAL
-            } else {
-                mode::FILTER
-            };
-            // SAFETY: as above; a BOUND launch before it in stream order
-            // folded every block's bound.
-            unsafe { self.kernels.topk_planned(dtype, &plan, batch, stream, &p)? };
+            if let Some(merge) = merge {
+                p.mode = merge;
+                // SAFETY: as said above.
+                unsafe { self.kernels.topk_planned(dtype, &plan, batch, stream, &p)? };
+            }
             if let Some(marks) = marks {
                 marks[2].record(stream)?;
             }

@@ -1,20 +1,21 @@
-//! Top-k for batches too large for a cluster per row, in two launches (or
-//! one, 4.): a global filter bound per row, then one pass that keeps only
-//! what passes it.
+//! Top-k for batches too large for a cluster per row, in three launches
+//! (or two, 4.): a global filter bound per row, one pass that keeps only
+//! what passes it, and a sort of what passed.
 //!
-//! Contract ([`TopKParams`]; launches `BOUND` then `FILTER`, or one
-//! `LOCAL`, [`mode`]):
-//! - grid `(chunks, batch)`, block `threads` (multiple of 32, 256..=1024);
-//!   block `(c, r)` holds row `r`'s positions `[c * chunk_len, min(vocab,
-//!   (c + 1) * chunk_len))` in registers (a [`Slice`]: `chunk_len` must
-//!   [`crate::params::cluster_fits`]);
-//! - dynamic shared memory `FilterLayout::new(k, 0).bound_bytes` for
-//!   `BOUND`, `.bytes` for `FILTER`, `FilterLayout::new(k, chunks).bytes`
-//!   for `LOCAL`;
+//! Contract ([`TopKParams`]; launches `BOUND`, `FILTER`, `MERGE`; or
+//! `BOUND`, `FILTER_MERGE`; or `LOCAL`, `MERGE_LOCAL`, [`mode`]):
+//! - grid `(chunks, batch)` (merges: `(1, batch)`), block `threads`
+//!   (multiple of 32, 256..=1024); block `(c, r)` holds row `r`'s positions
+//!   `[c * chunk_len, min(vocab, (c + 1) * chunk_len))` in registers (a
+//!   [`Slice`]: `chunk_len` must [`crate::params::cluster_fits`]);
+//! - dynamic shared memory `FilterLayout::new(k, 0).bound_bytes` (launches
+//!   that merge: `.bytes`, of `FilterLayout::new(k, chunks)` for
+//!   `MERGE_LOCAL`);
 //! - `arrivals`: `[batch, filter_words::WORDS]` words, zero before the
 //!   first launch and after the last; `pool`: `[batch, capacity]` sort
 //!   words (the layout's `capacity`);
-//! - the row's top k go to [`Rows::emit`] in the row's last block, torch.topk's order.
+//! - the row's top k go to [`Rows::emit`] in the row's merge block,
+//!   torch.topk's order.
 //!
 //! 1. `BOUND`: each block finds the `j = ceil(k / chunks)`-th largest of its
 //!    threads' largest keys ([`Slice::bound`]: at least `j` of its elements
@@ -25,17 +26,19 @@
 //!    the k-th key included) passes it.
 //! 2. `FILTER`: each block loads its share again (from L2 where it stayed)
 //!    and appends the sort words of its elements at or above the bound to
-//!    the row's pool (a global counter; 2-3k elements on logits). The row's
-//!    last block to arrive ([`last_to_arrive`]) loads them into shared
-//!    memory, narrows them ([`shortlist`]) and sorts them; the first k are
-//!    the row's top k.
-//! 3. If more passed than the pool holds (heavy ties, adversarial rows),
-//!    the last block instead selects the row's k-th key itself, streaming
-//!    the row from global memory (a block radix select, then an ordered
-//!    compaction in row order: ties at the k-th key to the lowest indices)
-//!    and sorts those k.
+//!    the row's pool (a global counter; 2-3k elements on logits), and exits:
+//!    no block waits for the others (a block that would have to idles its
+//!    SM's share of the read while it does). With `FILTER_MERGE` the row's
+//!    last block to arrive ([`last_to_arrive`]) goes on to 3. itself, which
+//!    saves the merge launch where the grid is short.
+//! 3. `MERGE`: the row's block loads the pool into shared memory, narrows it
+//!    ([`shortlist`]) and sorts it; the first k are the row's top k. If more
+//!    passed than the pool holds (heavy ties, adversarial rows), it instead
+//!    selects the row's k-th key itself, streaming the row from global
+//!    memory (a block radix select, then an ordered compaction in row
+//!    order: ties at the k-th key to the lowest indices) and sorts those k.
 //! 4. For small `chunks * k` on inputs too large to stay in L2 for a
-//!    second read, one `LOCAL` launch does without 1.: each block's bound
+//!    second read, a `LOCAL` launch does without 1.: each block's bound
 //!    is the k-th of its threads' largest keys (at or below the row's k-th
 //!    key by itself), so each block keeps a little more than its own top k,
 //!    and the pool has room for about twice `chunks * k`.
@@ -101,16 +104,22 @@ fn local_bound<E: Element>(slice: &Slice<E>, k: u32, layout: &FilterLayout) -> u
 }
 
 /// The filter kernels' body (see the module doc), handing row
-/// `blockIdx.y`'s top k to `rows` in its last block of the `FILTER` launch.
+/// `blockIdx.y`'s top k to `rows` in its merge block.
 #[inline(always)]
 pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout, rows: &R) {
     let row = block_idx_y();
-    let start = block_idx_x() * p.chunk_len;
-    let n = p.chunk_len.min(p.vocab - start);
     let row_addr = p.input + row as u64 * p.vocab as u64 * E::SIZE as u64;
-    let slice = Slice::<E>::load(row_addr + (start * E::SIZE) as u64, n, start);
     let words = GlobalMut::<u32>::new(p.arrivals);
     let at = |word: u32| (row * WORDS + word) as u64;
+    let pool = GlobalMut::<u64>::new(p.pool);
+    let first = row as u64 * layout.capacity as u64;
+    if p.mode == mode::MERGE || p.mode == mode::MERGE_LOCAL {
+        merge_pool::<E, R>(p, layout, rows, row_addr, first);
+        return;
+    }
+    let start = block_idx_x() * p.chunk_len;
+    let n = p.chunk_len.min(p.vocab - start);
+    let slice = Slice::<E>::load(row_addr + (start * E::SIZE) as u64, n, start);
 
     // 1.
     if p.mode == mode::BOUND {
@@ -126,8 +135,6 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
     } else {
         !words.get_cg(at(BOUND))
     };
-    let pool = GlobalMut::<u64>::new(p.pool);
-    let first = row as u64 * layout.capacity as u64;
     slice.append_at_least(
         bound,
         |n| words.fetch_add(at(FOUND), n),
@@ -137,9 +144,27 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
             }
         },
     );
-    if !last_to_arrive(words, at(ARRIVED), p.chunks) {
-        return;
+    if p.mode == mode::FILTER_MERGE && last_to_arrive(words, at(ARRIVED), p.chunks) {
+        merge_pool::<E, R>(p, layout, rows, row_addr, first);
     }
+}
+
+/// The merge launch's block of row `blockIdx.y` (3.): sorts the row's
+/// pool (from word `first` of `p.pool`; or, on overflow, the row's exact
+/// top k), hands the first k to `rows` and resets the row's words.
+/// Block-wide.
+#[inline(always)]
+fn merge_pool<E: Element, R: Rows<E>>(
+    p: &TopKParams,
+    layout: &FilterLayout,
+    rows: &R,
+    row_addr: u64,
+    first: u64,
+) {
+    let row = block_idx_y();
+    let pool = GlobalMut::<u64>::new(p.pool);
+    let words = GlobalMut::<u32>::new(p.arrivals);
+    let at = |word: u32| (row * WORDS + word) as u64;
     let found = words.get_cg(at(FOUND));
     let (candidates, spare) = (
         Shared::<u64>::dynamic(layout.candidates),
@@ -154,7 +179,6 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
         sync_threads();
         shortlist::<E>(candidates, spare, found, p.k)
     } else {
-        // 3.
         exact_row::<E>(row_addr, p.vocab, p.k, candidates);
         (candidates, spare, p.k)
     };

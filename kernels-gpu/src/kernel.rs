@@ -179,10 +179,14 @@ macro_rules! kernels {
             run_cluster::<$ty, _>(&p, &ClusterLayout::new(p.k), &TopKOut::<$ty>::new(&p));
         }
 
-        /// Top-k for one dtype in two launches (see [`crate::filter`]).
+        /// Top-k for one dtype in two or three launches (see [`crate::filter`]).
         #[no_mangle]
         pub extern "ptx-kernel" fn $topk_filter(p: TopKParams) {
-            let local = if p.mode == mode::LOCAL { p.chunks } else { 0 };
+            let local = if p.mode == mode::LOCAL || p.mode == mode::MERGE_LOCAL {
+                p.chunks
+            } else {
+                0
+            };
             let layout = FilterLayout::new(p.k, local);
             run_filter::<$ty, _>(&p, &layout, &TopKOut::<$ty>::new(&p));
         }

@@ -61,13 +61,12 @@ pub struct TopKParams {
     pub chunks: u32,
     /// Values kept per row (`1..=vocab`).
     pub k: u32,
-    /// Which stages this launch runs: [`mode::FUSED`], [`mode::STAGE1`] or
-    /// [`mode::STAGE2`].
+    /// Which stages this launch runs ([`mode`]).
     pub mode: u32,
 }
 
 /// What one launch of the top-k kernel does (the filter kernel: `BOUND`,
-/// then `FILTER`).
+/// `FILTER`, `MERGE`; or `LOCAL`, `MERGE_LOCAL`).
 pub mod mode {
     /// Both stages: grid `(chunks, batch)`; the row's last block merges.
     pub const FUSED: u32 = 0;
@@ -80,11 +79,19 @@ pub mod mode {
     /// row's [`super::filter_words::BOUND`].
     pub const BOUND: u32 = 3;
     /// Filter kernel, second launch: every block appends its elements at or
-    /// above the row's bound; the row's last block sorts them.
+    /// above the row's bound to the row's pool.
     pub const FILTER: u32 = 4;
-    /// Filter kernel in one launch: every block's bound is the k-th of its
-    /// threads' largest keys, then as `FILTER`.
+    /// Filter kernel without a `BOUND` launch: every block's bound is the
+    /// k-th of its threads' largest keys, then as `FILTER`.
     pub const LOCAL: u32 = 5;
+    /// Filter kernel, last launch: grid `(1, batch)`, each row's block sorts
+    /// the pool a `FILTER` launch wrote.
+    pub const MERGE: u32 = 6;
+    /// As `MERGE`, after a `LOCAL` launch (its larger pool).
+    pub const MERGE_LOCAL: u32 = 7;
+    /// As `FILTER`, then the row's last block to arrive sorts the pool (as
+    /// `MERGE`): no merge launch.
+    pub const FILTER_MERGE: u32 = 8;
 }
 
 /// Elements of `size` bytes in one 16-byte vector.
@@ -240,25 +247,25 @@ impl ClusterLayout {
 /// `arrivals` buffer (the filter kernel's; the chunked kernel uses word
 /// `row` alone): zero before and after every pair of launches.
 pub mod filter_words {
-    /// Blocks of the row done with their appends.
-    pub const ARRIVED: u32 = 0;
+    /// Blocks of the row done with their appends (`FILTER_MERGE`).
+    pub const ARRIVED: u32 = 2;
     /// The row's filter bound after a `BOUND` launch: the smallest of the
     /// blocks' bounds, bit-inverted (folded with an atomic max).
-    pub const BOUND: u32 = 1;
+    pub const BOUND: u32 = 0;
     /// Elements appended (past the capacity only counted).
-    pub const FOUND: u32 = 2;
+    pub const FOUND: u32 = 1;
     /// Words per row.
     pub const WORDS: u32 = 3;
 }
 
 /// Byte offsets in the dynamic shared memory of the filter kernel
 /// (`topk_filter_<dtype>`), after the scratch header: the threads' largest
-/// keys of the bound (`4 * MAX_THREADS` bytes; all a `BOUND` launch
-/// needs, `bound_bytes`), then for the row's last block of a `FILTER` or
-/// `LOCAL` launch the candidates and as many spare words for their sort
-/// (`capacity` each: `cluster_capacity(k)`, and in a `LOCAL` launch of
-/// `chunks` blocks a row at least `2 * chunks * k`, rounded up to a power
-/// of two: each block keeps a little more than its own top k).
+/// keys of the bound (`4 * MAX_THREADS` bytes; all a `BOUND`, `FILTER` or
+/// `LOCAL` launch needs, `bound_bytes`), then for a merge the
+/// candidates and as many spare words for their sort (`capacity` each:
+/// `cluster_capacity(k)`, and after a `LOCAL` launch of `chunks` blocks a
+/// row at least `2 * chunks * k`, rounded up to a power of two: each block
+/// keeps a little more than its own top k).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FilterLayout {
     pub maxima: u32,
