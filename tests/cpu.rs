@@ -413,27 +413,27 @@ fn default_plan_follows_the_sweep() {
     ] {
         assert!(!plan(b, v, k).cluster, "{b}x{v} k={k}");
     }
-    // Elsewhere the filter body for rows of 16,384 or more: blocks of 512
-    // threads holding up to 20,416 16-bit elements (16,320 where the longer
-    // blocks leave each a share of the bound above 96 keys), where each
-    // block's share of the bound is at most 128 keys; else the chunked body.
+    // Elsewhere the filter body for rows of 16,384 or more: blocks of 384
+    // threads holding up to 15,296 16-bit elements (12,224 where the longer
+    // blocks leave each a share of the bound above 72 keys), where each
+    // block's share of the bound is at most 96 keys; else the chunked body.
     // One pass where k fits the rank count, chunks * k <= 1024 and the
     // logits have 32 MiB or more; a merge launch for one pass or k > 256.
     for (b, v, k, blocks, single, merge_launch) in [
-        (33, 50304, 50, 3, false, false),
-        (130, 131072, 50, 7, true, true),
-        (33, 50304, 200, 3, false, false),
-        (64, 151936, 1024, 10, false, true),
-        (256, 262144, 50, 13, true, true),
-        (64, 262144, 100, 13, false, false),
-        (64, 262144, 1024, 13, false, true),
-        (64, 128256, 257, 7, false, true),
+        (33, 50304, 50, 4, false, false),
+        (130, 131072, 50, 9, true, true),
+        (33, 50304, 200, 4, false, false),
+        (64, 151936, 1024, 13, false, true),
+        (256, 262144, 50, 18, true, true),
+        (64, 262144, 100, 18, false, false),
+        (64, 262144, 1024, 18, false, true),
+        (64, 128256, 257, 9, false, true),
     ] {
         let p = plan(b, v, k);
         assert!(
             p.filter
                 && p.chunks == blocks
-                && p.threads == 512
+                && p.threads == 384
                 && p.single_pass == single
                 && p.merge_launch == merge_launch,
             "{p:?}"
