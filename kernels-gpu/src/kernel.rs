@@ -42,7 +42,8 @@ pub trait Rows<E: Element> {
     fn chunk(&self, _row: u32, _chunk: u32, _addr: u64, _n: u32, _start: u32) {}
     /// Word `rank` of row `row`'s top k: each rank once, by any thread.
     fn emit(&self, row: u32, rank: u32, word: u64);
-    /// After every `emit` of the row (and a barrier), in its last block. Block-wide.
+    /// After every `emit` of the row (and a barrier), in the block that
+    /// emitted them. Block-wide.
     #[inline(always)]
     fn finish(&self, _row: u32) {}
     /// Whether `finish` does anything (spares the barrier before it).
