@@ -229,12 +229,17 @@ fn bad_call_shapes_are_refused_and_leave_outputs_alone() {
 fn repeated_split_and_graph_replayed_calls_agree() {
     use cust::memory::{CopyDestination, DeviceBuffer};
     let (kernels, stream) = setup();
+    // Cluster, chunked and every filter plan (merge in the last block, in
+    // a launch of its own, after one pass).
     for (batch, vocab, k) in [
         (4, 50304, 50),
         (1, 50304, 200),
         (2, 151936, 1024),
         (3, 4099, 7),
         (2, 1000, 1000),
+        (33, 50304, 50),
+        (33, 151936, 300),
+        (65, 262147, 50),
     ] {
         let values = logits(Dist::Randn, batch, vocab, k, 11);
         let host: Vec<half::bf16> = values.iter().map(|&v| half::bf16::from_f32(v)).collect();

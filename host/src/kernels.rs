@@ -119,6 +119,11 @@ const fn is_cluster(function: usize) -> bool {
 const NON_PORTABLE_CLUSTER_SIZE_ALLOWED: i32 = 14;
 /// `CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION`.
 const LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION: u32 = 4;
+/// `CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION`: the launch may
+/// start while the one before it in the stream runs (once that one's blocks
+/// have all called `griddepcontrol.launch_dependents` or exited); it
+/// waits for it with `griddepcontrol.wait`.
+const LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION: u32 = 6;
 
 /// `CUlaunchAttribute` (CUDA 12): an id, padding, a 64-byte value union
 /// (here the cluster dimensions).
@@ -276,11 +281,15 @@ impl Kernels {
         Ok(())
     }
 
-    /// Launch `function` with one by-value parameter struct.
+    /// Launch `function` with one by-value parameter struct; `after_previous`:
+    /// as a programmatic dependent of the stream's previous launch (the
+    /// kernel must `griddepcontrol.wait` before it reads that launch's
+    /// output).
     ///
     /// # Safety
     /// `params` must describe buffers that are valid for the whole launch
     /// and match the kernel's contract (sizes, grid, shared memory).
+    #[allow(clippy::too_many_arguments)]
     unsafe fn launch<P>(
         &self,
         function: usize,
@@ -289,24 +298,41 @@ impl Kernels {
         smem: u32,
         stream: &Stream,
         params: &P,
+        after_previous: bool,
     ) -> Result<()> {
         let mut args = [params as *const P as *mut c_void];
-        if is_cluster(function) {
-            let mut cluster = LaunchAttribute {
-                id: LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION,
+        let attribute = |id, value: [u32; 3]| {
+            let mut a = LaunchAttribute {
+                id,
                 pad: 0,
                 value: [0; 16],
             };
-            cluster.value[..3].copy_from_slice(&[grid.0, 1, 1]);
+            a.value[..3].copy_from_slice(&value);
+            a
+        };
+        let mut attrs = [
+            attribute(LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION, [grid.0, 1, 1]),
+            attribute(
+                LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
+                [1, 0, 0],
+            ),
+        ];
+        // The cluster shape if a cluster kernel, then the early start if asked.
+        let (first, last) = (
+            if is_cluster(function) { 0 } else { 1 },
+            if after_previous { 2 } else { 1 },
+        );
+        let attrs = &mut attrs[first..last];
+        if !attrs.is_empty() {
             let config = LaunchConfig {
                 grid: [grid.0, grid.1, 1],
                 block: [block, 1, 1],
                 shared_mem_bytes: smem,
                 stream: stream.as_inner(),
-                attrs: &mut cluster,
-                num_attrs: 1,
+                attrs: attrs.as_mut_ptr(),
+                num_attrs: attrs.len() as u32,
             };
-            // SAFETY: as below; `config` and its attribute outlive the call.
+            // SAFETY: as below; `config` and its attributes outlive the call.
             return driver("cuLaunchKernelEx", unsafe {
                 cuLaunchKernelEx(
                     &config,
@@ -352,7 +378,17 @@ impl Kernels {
         p: &TopKParams,
     ) -> Result<()> {
         // SAFETY: forwarded to the caller.
-        unsafe { self.launch(TOPK + dtype_slot(dtype), grid, threads, smem, stream, p) }
+        unsafe {
+            self.launch(
+                TOPK + dtype_slot(dtype),
+                grid,
+                threads,
+                smem,
+                stream,
+                p,
+                false,
+            )
+        }
     }
 
     /// Launch the top-k kernel of a cluster or filter `plan` over `batch`
@@ -388,8 +424,25 @@ impl Kernels {
             (plan.chunks, plan.filter_layout().bound_bytes)
         };
         let function = body + dtype_slot(dtype);
+        // A FILTER_MERGE launch starts while its BOUND launch ends: its
+        // blocks load their shares, then wait in the kernel for the bound
+        // (64 x 128,256 k=50 0.0181 -> 0.0172 ms, 256 x 50,304 0.0250 ->
+        // 0.0241; early FILTER and MERGE launches of three-launch plans
+        // measured slower, 64 x 151,936 k=1024 0.0356 -> 0.0471, and an
+        // early MERGE_LOCAL no faster: BENCHMARKS.md v10).
+        let after_previous = plan.filter && p.mode == mode::FILTER_MERGE;
         // SAFETY: forwarded to the caller.
-        unsafe { self.launch(function, (blocks, batch), plan.threads, smem, stream, p) }
+        unsafe {
+            self.launch(
+                function,
+                (blocks, batch),
+                plan.threads,
+                smem,
+                stream,
+                p,
+                after_previous,
+            )
+        }
     }
 
     /// Launch `body`'s kernel for `dtype` over `batch` rows of `plan`: grid
@@ -410,7 +463,7 @@ impl Kernels {
     ) -> Result<()> {
         let (function, grid) = (body + dtype_slot(dtype), (plan.chunks, batch));
         // SAFETY: forwarded to the caller.
-        unsafe { self.launch(function, grid, plan.threads, smem, stream, p) }
+        unsafe { self.launch(function, grid, plan.threads, smem, stream, p, false) }
     }
 
     /// Launch the sampling kernel (see `streamtopk_kernels::sample`) over

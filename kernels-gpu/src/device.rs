@@ -572,6 +572,30 @@ impl GlobalMut<u64> {
     }
 }
 
+/// Lets the launch that depends on this one programmatically (the host's
+/// `PROGRAMMATIC_STREAM_SERIALIZATION` attribute) start its blocks once
+/// every block of this grid has called this or exited
+/// (`griddepcontrol.launch_dependents`); a no-op without such a launch.
+#[inline(always)]
+pub fn launch_dependents() {
+    // SAFETY: a scheduling hint; no operands, no memory effect.
+    unsafe {
+        asm!("griddepcontrol.launch_dependents;", options(nostack));
+    }
+}
+
+/// Waits until the grid this launch depends on programmatically has
+/// completed and its memory writes are visible (`griddepcontrol.wait`); at
+/// once for a launch without such a dependency. Before anything that
+/// reads what that grid wrote.
+#[inline(always)]
+pub fn wait_for_prerequisite_grid() {
+    // SAFETY: a wait; no operands.
+    unsafe {
+        asm!("griddepcontrol.wait;", options(nostack));
+    }
+}
+
 /// Device-scope acquire-release fence: orders this thread's global memory
 /// accesses before it against those after it, for every block of the grid.
 #[inline(always)]

@@ -15,7 +15,12 @@
 //!   first launch and after the last; `pool`: `[batch, capacity]` sort
 //!   words (the layout's `capacity`);
 //! - the row's top k go to [`Rows::emit`] in the row's merge block,
-//!   torch.topk's order.
+//!   torch.topk's order;
+//! - a launch may start before the one before it ends (programmatic stream
+//!   serialization: each appending block lets the next launch start, and
+//!   waits for the one before only after it has loaded its share, a merge
+//!   block before it reads the pool); the host asks for it for
+//!   `FILTER_MERGE`.
 //!
 //! 1. `BOUND`: each block finds the `j = ceil(k / chunks)`-th largest of its
 //!    threads' largest keys ([`Slice::bound`]: at least `j` of its elements
@@ -47,7 +52,8 @@ use core::marker::PhantomData;
 
 use crate::block::{compact, radix_select, shortlist, sort_desc, Keys, Scratch};
 use crate::device::{
-    block_dim, block_idx_x, block_idx_y, sync_threads, thread_idx, Global, GlobalMut, Shared,
+    block_dim, block_idx_x, block_idx_y, launch_dependents, sync_threads, thread_idx,
+    wait_for_prerequisite_grid, Global, GlobalMut, Shared,
 };
 use crate::element::{sort_word, Element};
 use crate::kernel::{last_to_arrive, Rows};
@@ -114,12 +120,17 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
     let pool = GlobalMut::<u64>::new(p.pool);
     let first = row as u64 * layout.capacity as u64;
     if p.mode == mode::MERGE || p.mode == mode::MERGE_LOCAL {
+        wait_for_prerequisite_grid();
         merge_pool::<E, R>(p, layout, rows, row_addr, first);
         return;
     }
+    // The next launch of the call may take the SM slots this grid leaves.
+    launch_dependents();
     let start = block_idx_x() * p.chunk_len;
     let n = p.chunk_len.min(p.vocab - start);
     let slice = Slice::<E>::load(row_addr + (start * E::SIZE) as u64, n, start);
+    // The logits are no launch's output: only the words and pools wait.
+    wait_for_prerequisite_grid();
 
     // 1.
     if p.mode == mode::BOUND {
