@@ -418,7 +418,7 @@ impl Kernels {
         };
         let (blocks, smem) = if !plan.filter || p.mode == mode::FILTER_MERGE {
             (plan.chunks, plan.smem())
-        } else if p.mode == mode::MERGE || p.mode == mode::MERGE_LOCAL {
+        } else if mode::is_merge(p.mode) {
             (1, plan.smem())
         } else {
             (plan.chunks, plan.filter_layout().bound_bytes)
@@ -430,7 +430,7 @@ impl Kernels {
         // 0.0241; early FILTER and MERGE launches of three-launch plans
         // measured slower, 64 x 151,936 k=1024 0.0356 -> 0.0471, and an
         // early MERGE_LOCAL no faster: BENCHMARKS.md v10).
-        let after_previous = plan.filter && p.mode == mode::FILTER_MERGE;
+        let after_previous = p.mode == mode::FILTER_MERGE;
         // SAFETY: forwarded to the caller.
         unsafe {
             self.launch(

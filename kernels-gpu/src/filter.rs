@@ -119,7 +119,7 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
     let at = |word: u32| (row * WORDS + word) as u64;
     let pool = GlobalMut::<u64>::new(p.pool);
     let first = row as u64 * layout.capacity as u64;
-    if p.mode == mode::MERGE || p.mode == mode::MERGE_LOCAL {
+    if mode::is_merge(p.mode) {
         wait_for_prerequisite_grid();
         merge_pool::<E, R>(p, layout, rows, row_addr, first);
         return;

@@ -183,11 +183,7 @@ macro_rules! kernels {
         /// Top-k for one dtype in two or three launches (see [`crate::filter`]).
         #[no_mangle]
         pub extern "ptx-kernel" fn $topk_filter(p: TopKParams) {
-            let local = if p.mode == mode::LOCAL || p.mode == mode::MERGE_LOCAL {
-                p.chunks
-            } else {
-                0
-            };
+            let local = if mode::is_local(p.mode) { p.chunks } else { 0 };
             let layout = FilterLayout::new(p.k, local);
             run_filter::<$ty, _>(&p, &layout, &TopKOut::<$ty>::new(&p));
         }

@@ -66,7 +66,7 @@ pub struct TopKParams {
 }
 
 /// What one launch of the top-k kernel does (the filter kernel: `BOUND`,
-/// `FILTER`, `MERGE`; or `LOCAL`, `MERGE_LOCAL`).
+/// `FILTER`, `MERGE`; or `BOUND`, `FILTER_MERGE`; or `LOCAL`, `MERGE_LOCAL`).
 pub mod mode {
     /// Both stages: grid `(chunks, batch)`; the row's last block merges.
     pub const FUSED: u32 = 0;
@@ -92,6 +92,17 @@ pub mod mode {
     /// As `FILTER`, then the row's last block to arrive sorts the pool (as
     /// `MERGE`): no merge launch.
     pub const FILTER_MERGE: u32 = 8;
+
+    /// Whether a filter launch in `mode` is a merge launch (one block a row).
+    pub const fn is_merge(mode: u32) -> bool {
+        mode == MERGE || mode == MERGE_LOCAL
+    }
+
+    /// Whether a filter launch in `mode` uses a `LOCAL` launch's (larger)
+    /// pool.
+    pub const fn is_local(mode: u32) -> bool {
+        mode == LOCAL || mode == MERGE_LOCAL
+    }
 }
 
 /// Elements of `size` bytes in one 16-byte vector.
