@@ -1,11 +1,15 @@
 //! Compiles `kernels-gpu` to PTX with rustc's `nvptx64-nvidia-cuda` target
-//! and leaves it at `$OUT_DIR/streamtopk.ptx` for `include_str!`.
+//! and leaves it at `$OUT_DIR/streamtopk.ptx` for `include_str!`, with the
+//! register caps rustc has no attribute for written into the kernels'
+//! headers (`.maxnreg`, as CUDA C's `__launch_bounds__` would).
 //!
 //! `STREAMTOPK_ARCH` picks the target architecture (default `sm_90`).
 
 use std::env;
 use std::path::PathBuf;
 use std::process::Command;
+
+use streamtopk_kernels::params::FILTER_MAX_REGISTERS;
 
 const TARGET: &str = "nvptx64-nvidia-cuda";
 
@@ -73,6 +77,28 @@ fn main() {
         .join(TARGET)
         .join("release")
         .join("streamtopk_kernels.ptx");
-    std::fs::copy(&ptx, out_dir.join("streamtopk.ptx"))
+    let ptx = std::fs::read_to_string(&ptx)
         .unwrap_or_else(|e| panic!("kernel build produced no PTX at {}: {e}", ptx.display()));
+    let ptx = cap_registers(&ptx, "topk_filter_", FILTER_MAX_REGISTERS);
+    std::fs::write(out_dir.join("streamtopk.ptx"), ptx).expect("writing the PTX to OUT_DIR");
+}
+
+/// `ptx` with `.maxnreg registers` after the parameter list of every entry
+/// whose name starts with `prefix` (there must be one).
+fn cap_registers(ptx: &str, prefix: &str, registers: u32) -> String {
+    let mut out = String::with_capacity(ptx.len() + 64);
+    let (mut in_header, mut capped) = (false, 0);
+    for line in ptx.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if let Some(name) = line.strip_prefix(".visible .entry ") {
+            in_header = name.starts_with(prefix);
+        }
+        if in_header && line.starts_with(')') {
+            out.push_str(&format!(".maxnreg {registers}\n"));
+            (in_header, capped) = (false, capped + 1);
+        }
+    }
+    assert!(capped > 0, "no kernel named {prefix}* in the PTX");
+    out
 }

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::process::Command;
 
 use streamtopk::kernels::element::{Bf16, Element, F16, F32, NAN_KEY};
-use streamtopk::kernels::params::Layout;
+use streamtopk::kernels::params::{Layout, FILTER_MAX_REGISTERS};
 use streamtopk::plan::{
     auto_target_pool, Plan, DEFAULT_TARGET_POOL, MAX_CHUNK_BYTES, MAX_K, SM90_SMEM_LIMIT,
 };
@@ -282,6 +282,22 @@ fn ptx_assembles_for_sm90_without_spills() {
             "{name} not assembled"
         );
     }
+    // The filter kernels keep to the register cap the build writes in.
+    let mut kernel = "";
+    let mut capped = 0;
+    for line in log.lines() {
+        if let Some(rest) = line.split("Compiling entry function '").nth(1) {
+            kernel = rest.split('\'').next().unwrap_or("");
+        }
+        if let Some(rest) = line.split("Used ").nth(1) {
+            let used: u32 = rest.split(' ').next().unwrap().parse().unwrap();
+            if kernel.starts_with("topk_filter_") {
+                assert!(used <= FILTER_MAX_REGISTERS, "{kernel}: {used} registers");
+                capped += 1;
+            }
+        }
+    }
+    assert_eq!(capped, 3, "register counts of the filter kernels not found");
     for line in log.lines().filter(|l| l.contains("spill")) {
         assert!(
             line.contains(" 0 bytes spill stores, 0 bytes spill loads"),

@@ -87,7 +87,8 @@ fn check_at_offset<T: Logit>(
 /// bitonic sort, vocab not a multiple of the vector width, k = vocab, k =
 /// 2048 on f32 (longer chunks), inputs at odd element offsets; the filter
 /// body merging in the row's last block (17 rows), in a merge launch (33
-/// rows, k = 300) and after one pass (65 rows, over 32 MiB).
+/// rows, k = 300) and after one pass (65 rows, over 32 MiB). On `NanInf`
+/// rows.
 const SANITIZER_SHAPES: [(usize, usize, usize, usize); 12] = [
     (1, 50304, 50, 0),
     (4, 50304, 200, 1),
@@ -103,10 +104,21 @@ const SANITIZER_SHAPES: [(usize, usize, usize, usize); 12] = [
     (65, 262_147, 50, 3),
 ];
 
-fn check_shapes(shapes: &[(usize, usize, usize, usize)]) {
+/// Shapes the sanitizers also run on `Randn` rows, whose candidates the
+/// bucket sort takes (`NanInf` rows' NaN ties overflow its buckets): the
+/// cluster body at k = 200 and 1024, the filter body's merge launch and
+/// its last-block merge.
+const RANDN_SHAPES: [(usize, usize, usize, usize); 4] = [
+    (4, 50304, 200, 1),
+    (2, 151936, 1024, 3),
+    (33, 151_936, 300, 2),
+    (17, 262_147, 200, 1),
+];
+
+fn check_shapes(dist: common::Dist, shapes: &[(usize, usize, usize, usize)]) {
     let (kernels, stream) = setup();
     for &(batch, vocab, k, offset) in shapes {
-        let values = logits(common::Dist::NanInf, batch, vocab, k, 5);
+        let values = logits(dist, batch, vocab, k, 5);
         let shape = (batch, vocab, k);
         check_at_offset::<half::bf16>(&kernels, &stream, &values, shape, offset);
         check_at_offset::<half::f16>(&kernels, &stream, &values, shape, offset);
@@ -120,7 +132,8 @@ fn check_shapes(shapes: &[(usize, usize, usize, usize)]) {
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn sanitizer_shapes() {
-    check_shapes(&SANITIZER_SHAPES);
+    check_shapes(common::Dist::NanInf, &SANITIZER_SHAPES);
+    check_shapes(common::Dist::Randn, &RANDN_SHAPES);
     let (kernels, stream) = setup();
     for (batch, vocab, max_k) in [
         (1, 50304, 50),
@@ -230,7 +243,7 @@ fn misaligned_inputs_match_the_reference() {
             shapes.push((batch, vocab, k, offset));
         }
     }
-    check_shapes(&shapes);
+    check_shapes(common::Dist::NanInf, &shapes);
 }
 
 /// One randomised case: its parameters, its logits and the reference answer.

@@ -1,6 +1,7 @@
 //! Launch planning: how a `[batch, vocab]` top-k splits into chunks and
 //! blocks. Pure arithmetic, shared by the launch wrappers and the tests.
 
+pub use streamtopk_kernels::params::FILTER_THREADS;
 use streamtopk_kernels::params::{
     cluster_fits, per_vector, ClusterLayout, FilterLayout, Layout, CLUSTER_VECTORS, MAX_CLUSTER,
     MAX_THREADS, MIN_THREADS,
@@ -59,12 +60,6 @@ pub const FILTER_ENV: &str = "STREAMTOPK_FILTER";
 /// The default plan uses the filter body (where no cluster plan is
 /// preferred) for rows at least this long (one block's share).
 pub const FILTER_MIN_VOCAB: usize = 16_384;
-/// Threads per block of the filter body (a sweep of 256-1024 after the
-/// merge launch, BENCHMARKS.md v10: 384 fastest or within 2% on every
-/// shape, e.g. 256 x 262,144 k=50 0.0829 -> 0.0800 ms from 512, 512 x
-/// 50,304 0.0456 -> 0.0415; three blocks of 53 registers a thread fit an
-/// SM where two of 512 did).
-pub const FILTER_THREADS: u32 = 384;
 /// 16-byte vectors per thread of the filter body's blocks: all a block can
 /// hold ([`CLUSTER_VECTORS`], less one vector of slack for a misaligned
 /// start), or one fewer where that many leave each block's share of the

@@ -658,3 +658,142 @@ pub fn warp_exclusive_sum_f32(x: f32) -> (f32, f32) {
     let total = f32::from_bits(shfl_idx(inclusive.to_bits(), 31));
     (if lane() == 0 { 0.0 } else { lower }, total)
 }
+
+/// Largest bucket [`bucket_top`] ranks by counting (its cost per word grows
+/// with the word's bucket).
+pub const BUCKET_MAX: u32 = 128;
+
+/// The top `k` of the `n` distinct sort words `buf[0..n]` (all `n` if
+/// fewer) sorted descending into `buf[0..min(k, n)]`, by counting
+/// (`spare[0..n]` scratch): each word falls into one of `RADIX_BINS`
+/// buckets by how far its key lies below the largest key (shifted right
+/// until the keys' range fits the bins; on bf16 logits one key a bucket),
+/// the buckets after the one holding the k-th word are dropped, and each
+/// kept word lands at its bucket's start plus the number of its bucket's
+/// words above it. Returns `false`, with `buf` untouched, when a kept
+/// bucket holds more than [`BUCKET_MAX`] words (heavy ties: the caller
+/// sorts another way). Uses the scratch header; the caller's writes to
+/// `buf` must be behind a barrier; ends with one.
+#[inline(always)]
+pub fn bucket_top(buf: Shared<u64>, spare: Shared<u64>, n: u32, k: u32) -> bool {
+    let (scratch, tid) = (Scratch::new(), thread_idx());
+    let (words, hist) = (scratch.words, Shared::<u32>::dynamic(smem::HIST * 4));
+    let key = |word: u64| (word >> 32) as u32;
+    // The keys' range, per warp; the bins cleared; no cut bin or overflow yet
+    // (the last bin is the cut when all `n` are kept).
+    let (mut top, mut bottom) = (0, u32::MAX);
+    let mut i = tid;
+    while i < n {
+        let x = key(buf.get(i));
+        (top, bottom) = (top.max(x), bottom.min(x));
+        i += block_dim();
+    }
+    let (top, bottom) = (warp_fold(top, u32::max), warp_fold(bottom, u32::min));
+    if lane() == 0 {
+        words.set(smem::SCAN + warp(), top);
+        words.set(smem::COMPACT + warp(), bottom);
+    }
+    scratch.clear_histogram();
+    if tid == 0 {
+        words.set(DIGIT, RADIX_BINS - 1);
+        words.set(BIN_COUNT, 0);
+    }
+    sync_threads();
+    let (mut top, mut bottom) = (0, u32::MAX);
+    let mut w = 0;
+    while w < block_dim() / 32 {
+        top = top.max(words.get(smem::SCAN + w));
+        bottom = bottom.min(words.get(smem::COMPACT + w));
+        w += 1;
+    }
+    let shift = 32 - ((top - bottom) >> RADIX_BITS).leading_zeros();
+    let bin = |word: u64| (top - key(word)) >> shift;
+    // Bucket sizes.
+    let end = n.next_multiple_of(32);
+    let mut i = tid;
+    while i < end {
+        let live = i < n;
+        histogram_add(hist, live, if live { bin(buf.get(i)) } else { 0 });
+        i += block_dim();
+    }
+    sync_threads();
+    // Bucket starts (in the bins from here on), the cut, the overflow flag.
+    let count = if tid < RADIX_BINS { hist.get(tid) } else { 0 };
+    let above = scan_bins(scratch, count);
+    if tid < RADIX_BINS {
+        let start = above - count;
+        if start < k && k <= above {
+            words.set(DIGIT, tid);
+        }
+        if start < k && count > BUCKET_MAX {
+            words.set(BIN_COUNT, 1);
+        }
+        hist.set(tid, start);
+    }
+    sync_threads();
+    if words.get(BIN_COUNT) != 0 {
+        return false;
+    }
+    let cut = words.get(DIGIT);
+    // The kept words into their buckets (in any order within one); each
+    // bin ends up holding its bucket's end.
+    let mut i = tid;
+    while i < end {
+        let word = if i < n { buf.get(i) } else { 0 };
+        let b = if i < n { bin(word) } else { RADIX_BINS };
+        let keep = b <= cut;
+        let b = if keep { b } else { RADIX_BINS };
+        let peers = match_any(b);
+        let below = peers & lanemask_lt();
+        let first = if keep && below == 0 {
+            hist.fetch_add(b, peers.count_ones())
+        } else {
+            0
+        };
+        let first = shfl_idx(first, peers.trailing_zeros());
+        if keep {
+            spare.set(first + below.count_ones(), word);
+        }
+        i += block_dim();
+    }
+    sync_threads();
+    // Each kept word's place: its bucket's start plus its bucket's words above it.
+    let kept = hist.get(cut);
+    let mut p = tid;
+    while p < kept {
+        let word = spare.get(p);
+        let b = bin(word);
+        let (first, last) = (if b == 0 { 0 } else { hist.get(b - 1) }, hist.get(b));
+        let above = |q: u32| (spare.get(q) > word) as u32;
+        let (mut rank, mut q) = (first, first);
+        while q + 4 <= last {
+            rank += above(q) + above(q + 1) + above(q + 2) + above(q + 3);
+            q += 4;
+        }
+        while q < last {
+            rank += above(q);
+            q += 1;
+        }
+        if rank < k {
+            buf.set(rank, word);
+        }
+        p += block_dim();
+    }
+    sync_threads();
+    true
+}
+
+/// The top `k` of the `n` distinct sort words `buf[0..n]` (all `n` if
+/// fewer), sorted descending at the start of the returned buffer (`buf` or
+/// `spare`, `n` words each): by rank up to `RANK_SORT_MAX` words, by
+/// [`bucket_top`] above, and where that declines, [`shortlist`] and the
+/// merge sort. Uses the scratch header; the caller's writes to `buf` must
+/// be behind a barrier; ends with one.
+#[inline(always)]
+pub fn sort_top<E: Element>(buf: Shared<u64>, spare: Shared<u64>, n: u32, k: u32) -> Shared<u64> {
+    if n > RANK_SORT_MAX && bucket_top(buf, spare, n, k) {
+        return buf;
+    }
+    let (list, other, count) = shortlist::<E>(buf, spare, n, k);
+    sort_desc(list, other, count)
+}

@@ -31,7 +31,7 @@
 //!    from global memory ([`exact_row`]).
 //! 4. Block 0 sorts the candidates (the first k are the row's top k).
 
-use crate::block::{shortlist, sort_desc, warp_fold, warp_inclusive_sum};
+use crate::block::{sort_top, warp_fold, warp_inclusive_sum};
 use crate::device::{
     block_dim, block_idx_y, cluster_arrive_relaxed, cluster_rank, cluster_wait,
     fence_mbarrier_init, lane, shfl_idx, sync_threads, thread_idx, warp, MBarrier, Shared,
@@ -223,8 +223,7 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
         }
     };
     // 4. Block 0 sorts the candidates and emits the first k.
-    let (candidates, spare, found) = shortlist::<E>(dense, gathered, found, p.k);
-    let candidates = sort_desc(candidates, spare, found);
+    let candidates = sort_top::<E>(dense, gathered, found, p.k);
     let mut j = tid;
     while j < p.k {
         rows.emit(row, j, candidates.get(j));

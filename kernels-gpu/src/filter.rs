@@ -50,7 +50,7 @@
 
 use core::marker::PhantomData;
 
-use crate::block::{compact, radix_select, shortlist, sort_desc, Keys, Scratch};
+use crate::block::{compact, radix_select, sort_top, Keys, Scratch};
 use crate::device::{
     block_dim, block_idx_x, block_idx_y, launch_dependents, sync_threads, thread_idx,
     wait_for_prerequisite_grid, Global, GlobalMut, Shared,
@@ -181,19 +181,30 @@ fn merge_pool<E: Element, R: Rows<E>>(
         Shared::<u64>::dynamic(layout.candidates),
         Shared::<u64>::dynamic(layout.spare),
     );
-    let (list, other, count) = if found <= layout.capacity {
+    let count = if found <= layout.capacity {
+        // Four loads in flight a thread (the pool sits in L2).
+        let (step, at) = (block_dim(), |i: u32| first + i as u64);
         let mut i = thread_idx();
+        while i + 3 * step < found {
+            let (a, b) = (pool.get_cg(at(i)), pool.get_cg(at(i + step)));
+            let (c, d) = (pool.get_cg(at(i + 2 * step)), pool.get_cg(at(i + 3 * step)));
+            candidates.set(i, a);
+            candidates.set(i + step, b);
+            candidates.set(i + 2 * step, c);
+            candidates.set(i + 3 * step, d);
+            i += 4 * step;
+        }
         while i < found {
-            candidates.set(i, pool.get_cg(first + i as u64));
-            i += block_dim();
+            candidates.set(i, pool.get_cg(at(i)));
+            i += step;
         }
         sync_threads();
-        shortlist::<E>(candidates, spare, found, p.k)
+        found
     } else {
         exact_row::<E>(row_addr, p.vocab, p.k, candidates);
-        (candidates, spare, p.k)
+        p.k
     };
-    let sorted = sort_desc(list, other, count);
+    let sorted = sort_top::<E>(candidates, spare, count, p.k);
     let mut j = thread_idx();
     while j < p.k {
         rows.emit(row, j, sorted.get(j));

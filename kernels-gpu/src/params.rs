@@ -254,6 +254,23 @@ impl ClusterLayout {
     }
 }
 
+/// Threads per block of the filter body's default plan (a sweep of
+/// 256-1024 after the merge launch, BENCHMARKS.md v10: 384 fastest or
+/// within 2% on every shape, e.g. 256 x 262,144 k=50 0.0829 -> 0.0800 ms
+/// from 512, 512 x 50,304 0.0456 -> 0.0415: three blocks fit an SM where
+/// two of 512 did).
+pub const FILTER_THREADS: u32 = 384;
+/// Blocks of [`FILTER_THREADS`] threads one SM must hold at once.
+pub const FILTER_BLOCKS_PER_SM: u32 = 3;
+/// Registers of one SM (sm_90).
+pub const SM_REGISTERS: u32 = 65_536;
+/// Register cap of the filter kernels (`.maxnreg`, which the build writes
+/// into their PTX): the most that lets [`FILTER_BLOCKS_PER_SM`] blocks
+/// share an SM (registers go to threads 8 at a time). Without it ptxas
+/// took 59 after the bucket sort went in (two blocks an SM).
+pub const FILTER_MAX_REGISTERS: u32 =
+    SM_REGISTERS / (FILTER_BLOCKS_PER_SM * FILTER_THREADS) / 8 * 8;
+
 /// Word offsets in each row's `[row * filter_words::WORDS ..]` of the
 /// `arrivals` buffer (the filter kernel's; the chunked kernel uses word
 /// `row` alone): zero before and after every pair of launches.
