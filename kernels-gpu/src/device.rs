@@ -269,6 +269,29 @@ pub fn max_nan_f16x2(a: u32, b: u32) -> u32 {
     r
 }
 
+/// Lane-wise `!(a < b)` of two pairs of bf16 (`set.geu.u32.bf16x2`: at
+/// or above, or either NaN): each 16-bit half all ones where true.
+#[inline(always)]
+pub fn not_below_bf16x2(a: u32, b: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register arithmetic only.
+    unsafe {
+        asm!("set.geu.u32.bf16x2 {r}, {a}, {b};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b, options(pure, nomem, nostack));
+    }
+    r
+}
+
+/// As [`not_below_bf16x2`] for pairs of f16 (`set.geu.u32.f16x2`).
+#[inline(always)]
+pub fn not_below_f16x2(a: u32, b: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register arithmetic only.
+    unsafe {
+        asm!("set.geu.u32.f16x2 {r}, {a}, {b};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b, options(pure, nomem, nostack));
+    }
+    r
+}
+
 /// Maximum of two f32 given by their bits (`max.NaN.f32`): NaN if either
 /// is NaN.
 #[inline(always)]

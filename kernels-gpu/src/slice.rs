@@ -9,8 +9,8 @@ use crate::block::{
     radix_select, rank_words, warp_append, warp_inclusive_sum, warp_sort_desc, Scratch,
 };
 use crate::device::{
-    ballot, block_dim, lane, load_nc_v4, max_nan_bf16x2, max_nan_f16x2, max_nan_f32, shfl_idx,
-    sync_threads, thread_idx, warp, Global, Shared,
+    ballot, block_dim, lane, load_nc_v4, max_nan_bf16x2, max_nan_f16x2, max_nan_f32,
+    not_below_bf16x2, not_below_f16x2, shfl_idx, sync_threads, thread_idx, warp, Global, Shared,
 };
 use crate::element::{sort_word, DType, Element, F16};
 use crate::params::CLUSTER_VECTORS;
@@ -178,6 +178,29 @@ fn vector_max<E: Element>(w: u128) -> f32 {
     }
 }
 
+/// Bit `l` set where element `l` of the 16-byte vector `w` of `E` is not
+/// below `floor` (or either is NaN), as `!(x < floor)` in `f32`; `floor2`
+/// is the floor's raw bits in both halves of a word (16-bit types) or the
+/// floor's `f32` bits. Packed compares for the 16-bit types.
+#[inline(always)]
+fn not_below<E: Element>(w: u128, floor: f32, floor2: u32) -> u32 {
+    let word = |i: u32| (w >> (32 * i)) as u32;
+    // Word i's low half is element 2i, its high half element 2i + 1.
+    let pairs = |f: fn(u32, u32) -> u32| {
+        let m = (0..4).fold(0, |m, i| {
+            m | f(word(i), floor2) & (1 << (2 * i) | 1 << (17 + 2 * i))
+        });
+        (m | m >> 16) & 0xff
+    };
+    match E::DTYPE {
+        DType::BF16 => pairs(not_below_bf16x2),
+        DType::F16 => pairs(not_below_f16x2),
+        DType::F32 => (0..4).fold(0, |m, i| {
+            m | ((!(f32::from_bits(word(i)) < floor)) as u32) << i
+        }),
+    }
+}
+
 /// Packed maximum of two 32-bit words of `E` (NaN wins).
 #[inline(always)]
 fn pair_max<E: Element>(a: u32, b: u32) -> u32 {
@@ -188,14 +211,22 @@ fn pair_max<E: Element>(a: u32, b: u32) -> u32 {
     }
 }
 
-/// Keys each warp offers the block's bound (its largest threads').
-const TOPS_PER_WARP: u32 = 8;
+/// Keys each warp offers the block's bound (its largest threads'): fewer
+/// offers, a cheaper rank count but a lower bound (more candidates). Six
+/// measured fastest where the block's warps then offer at least `j` keys
+/// (BENCHMARKS.md v11: 256 x 262,144 k=50 0.0770 -> 0.0763 ms against
+/// eight) ...
+const TOPS_PER_WARP: u32 = 6;
+/// ... and eight where they would not (64 x 151,936 k=1024, j = 79 over 12
+/// warps: 0.0302 ms against 0.0318 with six, where the radix select took
+/// over; seven would leave ~20% more candidates).
+const TOPS_PER_WARP_MAX: u32 = 8;
 
 impl<E: Element> Slice<E> {
     /// The `j`-th largest of the block's threads' largest keys, which has at
     /// least `j` of the block's elements at or above it (0 when fewer than
     /// `j` threads hold any); returned to one thread. Each warp sorts its 32
-    /// maxima by shuffles and offers its top `min(j, TOPS_PER_WARP)`, and a
+    /// maxima by shuffles and offers its top few ([`TOPS_PER_WARP`]), and a
     /// rank count over the offers picks the j-th when they hold at least `j`
     /// keys; else a block radix select over all the maxima. Uses the
     /// scratch header and `4 * block_dim()` bytes of shared memory at
@@ -205,8 +236,13 @@ impl<E: Element> Slice<E> {
         // A thread with no element offers -inf's key: a bound that low has
         // the whole row at or above it.
         let top = self.top_key();
-        let per = j.min(TOPS_PER_WARP);
-        let offered = per * (block_dim() / 32);
+        let warps = block_dim() / 32;
+        let per = j.min(if TOPS_PER_WARP * warps >= j {
+            TOPS_PER_WARP
+        } else {
+            TOPS_PER_WARP_MAX
+        });
+        let offered = per * warps;
         if offered >= j {
             // The one with j - 1 above it in (key descending, position
             // ascending) order.
@@ -246,27 +282,33 @@ impl<E: Element> Slice<E> {
     {
         // NaN (a NaN floor, a NaN element) passes: `<` is false.
         let floor = E::key_to_f32(bound);
+        let floor2 = if E::SIZE == 2 {
+            E::bits_of_key(bound) * 0x1_0001
+        } else {
+            floor.to_bits()
+        };
         let kept = |j: usize| -> u32 {
             if j as u32 * block_dim() >= self.vectors {
                 return 0;
             }
             let w = self.words[j];
             let reaches = !(vector_max::<E>(w) < floor);
-            if ballot(reaches) == 0 {
+            if ballot(reaches) == 0 || !reaches {
                 return 0;
             }
             let first = (j as u32 * block_dim() + thread_idx()) * Self::PER_VEC;
-            let mut kept = 0;
-            if reaches {
-                for l in 0..Self::PER_VEC {
+            let all = u32::MAX >> (32 - Self::PER_VEC);
+            let inside = if first >= self.head && first + Self::PER_VEC <= self.head + self.n {
+                all
+            } else {
+                // An edge vector: its positions outside the share hold -inf,
+                // which a -inf floor would keep.
+                (0..Self::PER_VEC).fold(0, |m, l| {
                     let pos = first + l;
-                    let inside = pos >= self.head && pos < self.head + self.n;
-                    if inside && !(E::to_f32(Self::bits(w, l)) < floor) {
-                        kept |= 1 << l;
-                    }
-                }
-            }
-            kept
+                    m | ((pos >= self.head && pos < self.head + self.n) as u32) << l
+                })
+            };
+            not_below::<E>(w, floor, floor2) & inside
         };
         let masks = [kept(0), kept(1), kept(2), kept(3), kept(4)];
         let count = masks.iter().map(|m| m.count_ones()).sum::<u32>();
