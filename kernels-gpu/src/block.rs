@@ -1,8 +1,9 @@
 //! Block-wide primitives: the radix select of the k-th largest key and the
 //! ordered compaction of the selected elements (both over `n` keys reached
 //! through a [`Keys`] source, shared or global memory), the sorts of sort
-//! words (rank count, merge sort, in-place bitonic) and the narrowing of
-//! candidates before a sort ([`shortlist`]); and the warp-level pieces they
+//! words (rank count, bucket count, merge sort, in-place bitonic), the
+//! narrowing of candidates before a sort ([`shortlist`]) and the choice
+//! among them for a top k ([`sort_top`]); and the warp-level pieces they
 //! are built from (scans, folds, shuffle sorts, aggregated appends).
 //!
 //! The block-wide ones need the block's scratch header

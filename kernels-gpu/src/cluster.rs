@@ -29,7 +29,8 @@
 //!    If every region held its block's (the usual case) it packs them;
 //!    else (heavy ties, adversarial rows) it selects the row's top k itself
 //!    from global memory ([`exact_row`]).
-//! 4. Block 0 sorts the candidates (the first k are the row's top k).
+//! 4. Block 0 sorts the candidates' top k ([`sort_top`]; the first k are
+//!    the row's top k).
 
 use crate::block::{sort_top, warp_fold, warp_inclusive_sum};
 use crate::device::{

@@ -36,8 +36,9 @@
 //!    SM's share of the read while it does). With `FILTER_MERGE` the row's
 //!    last block to arrive ([`last_to_arrive`]) goes on to 3. itself, which
 //!    saves the merge launch where the grid is short.
-//! 3. `MERGE`: the row's block loads the pool into shared memory, narrows it
-//!    ([`shortlist`]) and sorts it; the first k are the row's top k. If more
+//! 3. `MERGE`: the row's block loads the pool into shared memory and sorts
+//!    its top k ([`sort_top`]: on logits one counting pass over buckets of
+//!    equal keys); the first k are the row's top k. If more
 //!    passed than the pool holds (heavy ties, adversarial rows), it instead
 //!    selects the row's k-th key itself, streaming the row from global
 //!    memory (a block radix select, then an ordered compaction in row

@@ -217,7 +217,7 @@ pub mod cluster_bars {
 /// each thread's largest key (the bound's), which block 0 reuses for its
 /// `dense` candidates (`capacity` sort words), then the [`cluster_words`],
 /// the [`cluster_bars`] and the `capacity` candidate slots (block 0's: the
-/// filter's regions, then the shortlist).
+/// filter's regions, then the sort's scratch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClusterLayout {
     pub maxima: u32,
