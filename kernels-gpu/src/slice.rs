@@ -179,16 +179,17 @@ fn vector_max<E: Element>(w: u128) -> f32 {
 }
 
 /// Bit `l` set where element `l` of the 16-byte vector `w` of `E` is not
-/// below `floor` (or either is NaN), as `!(x < floor)` in `f32`; `floor2`
-/// is the floor's raw bits in both halves of a word (16-bit types) or the
-/// floor's `f32` bits. Packed compares for the 16-bit types.
+/// below `floor` (or either is NaN), as `!(x < floor)` in `f32`, with
+/// `floor_bits` the floor's raw bits as an `E`. Packed compares for the
+/// 16-bit types.
 #[inline(always)]
-fn not_below<E: Element>(w: u128, floor: f32, floor2: u32) -> u32 {
+fn not_below<E: Element>(w: u128, floor: f32, floor_bits: u32) -> u32 {
     let word = |i: u32| (w >> (32 * i)) as u32;
     // Word i's low half is element 2i, its high half element 2i + 1.
     let pairs = |f: fn(u32, u32) -> u32| {
+        let both = floor_bits | floor_bits << 16;
         let m = (0..4).fold(0, |m, i| {
-            m | f(word(i), floor2) & (1 << (2 * i) | 1 << (17 + 2 * i))
+            m | f(word(i), both) & (1 << (2 * i) | 1 << (17 + 2 * i))
         });
         (m | m >> 16) & 0xff
     };
@@ -282,11 +283,7 @@ impl<E: Element> Slice<E> {
     {
         // NaN (a NaN floor, a NaN element) passes: `<` is false.
         let floor = E::key_to_f32(bound);
-        let floor2 = if E::SIZE == 2 {
-            E::bits_of_key(bound) * 0x1_0001
-        } else {
-            floor.to_bits()
-        };
+        let floor_bits = E::bits_of_key(bound);
         let kept = |j: usize| -> u32 {
             if j as u32 * block_dim() >= self.vectors {
                 return 0;
@@ -308,7 +305,7 @@ impl<E: Element> Slice<E> {
                     m | ((pos >= self.head && pos < self.head + self.n) as u32) << l
                 })
             };
-            not_below::<E>(w, floor, floor2) & inside
+            not_below::<E>(w, floor, floor_bits) & inside
         };
         let masks = [kept(0), kept(1), kept(2), kept(3), kept(4)];
         let count = masks.iter().map(|m| m.count_ones()).sum::<u32>();
