@@ -16,7 +16,7 @@ use crate::device::{
     thread_idx, warp, Shared,
 };
 use crate::element::Element;
-use crate::params::{smem, RADIX_BINS, RADIX_BITS};
+use crate::params::{smem, MAX_WARPS, RADIX_BINS, RADIX_BITS};
 
 /// Random access to the `n` keys a block selects from.
 pub trait Keys: Copy {
@@ -232,6 +232,41 @@ pub fn warp_append<F: FnOnce(u32) -> u32>(keep: bool, reserve: F) -> Option<u32>
     };
     let first = shfl_idx(first, 0);
     keep.then(|| first + (kept & lanemask_lt()).count_ones())
+}
+
+/// The first of `n` slots for the calling warp (every lane passes the
+/// warp's `n`) from a buffer whose fill counter `advance(n)` advances by
+/// `n` and returns the old value: one call by lane 31 where `n > 0`.
+#[inline(always)]
+pub fn warp_reserve(n: u32, advance: impl FnOnce(u32) -> u32) -> u32 {
+    if n == 0 {
+        return 0;
+    }
+    shfl_idx(if lane() == 31 { advance(n) } else { 0 }, 31)
+}
+
+/// As [`warp_reserve`], with one `advance` for the whole block (by thread
+/// 0; the warps' slots in warp order): fewer contended atomics on a global
+/// counter. Every thread of the block must call it; uses `MAX_WARPS + 1`
+/// words at `scratch` (between barriers: free before the call and after).
+#[inline(always)]
+pub fn block_reserve(n: u32, scratch: Shared<u32>, advance: impl FnOnce(u32) -> u32) -> u32 {
+    let warps = block_dim() / 32;
+    if lane() == 31 {
+        scratch.set(warp(), n);
+    }
+    sync_threads();
+    if thread_idx() == 0 {
+        let mut total = 0;
+        for w in 0..warps {
+            let count = scratch.get(w);
+            scratch.set(w, total);
+            total += count;
+        }
+        scratch.set(MAX_WARPS, if total > 0 { advance(total) } else { 0 });
+    }
+    sync_threads();
+    scratch.get(MAX_WARPS) + scratch.get(warp())
 }
 
 /// One radix pass's choice ([`choose_digit`]).
@@ -709,12 +744,11 @@ pub fn bucket_top(buf: Shared<u64>, spare: Shared<u64>, n: u32, k: u32) -> bool 
     }
     let shift = 32 - ((top - bottom) >> RADIX_BITS).leading_zeros();
     let bin = |word: u64| (top - key(word)) >> shift;
-    // Bucket sizes.
-    let end = n.next_multiple_of(32);
+    // Bucket sizes (one shared atomic a word: cheaper here than merging
+    // equal bins with `match.any`).
     let mut i = tid;
-    while i < end {
-        let live = i < n;
-        histogram_add(hist, live, if live { bin(buf.get(i)) } else { 0 });
+    while i < n {
+        hist.atomic_add(bin(buf.get(i)), 1);
         i += block_dim();
     }
     sync_threads();
@@ -739,21 +773,11 @@ pub fn bucket_top(buf: Shared<u64>, spare: Shared<u64>, n: u32, k: u32) -> bool 
     // The kept words into their buckets (in any order within one); each
     // bin ends up holding its bucket's end.
     let mut i = tid;
-    while i < end {
-        let word = if i < n { buf.get(i) } else { 0 };
-        let b = if i < n { bin(word) } else { RADIX_BINS };
-        let keep = b <= cut;
-        let b = if keep { b } else { RADIX_BINS };
-        let peers = match_any(b);
-        let below = peers & lanemask_lt();
-        let first = if keep && below == 0 {
-            hist.fetch_add(b, peers.count_ones())
-        } else {
-            0
-        };
-        let first = shfl_idx(first, peers.trailing_zeros());
-        if keep {
-            spare.set(first + below.count_ones(), word);
+    while i < n {
+        let word = buf.get(i);
+        let b = bin(word);
+        if b <= cut {
+            spare.set(hist.fetch_add(b, 1), word);
         }
         i += block_dim();
     }

@@ -32,7 +32,7 @@
 //! 4. Block 0 sorts the candidates' top k ([`sort_top`]; the first k are
 //!    the row's top k).
 
-use crate::block::{sort_top, warp_fold, warp_inclusive_sum};
+use crate::block::{sort_top, warp_fold, warp_inclusive_sum, warp_reserve};
 use crate::device::{
     block_dim, block_idx_y, cluster_arrive_relaxed, cluster_rank, cluster_wait,
     fence_mbarrier_init, lane, shfl_idx, sync_threads, thread_idx, warp, MBarrier, Shared,
@@ -112,7 +112,7 @@ fn send_candidates<E: Element>(
     let landed = bars.candidates.peer(0);
     slice.append_at_least(
         bound,
-        |n| words.fetch_add(FILTERED, n),
+        |n| warp_reserve(n, |n| words.fetch_add(FILTERED, n)),
         |slot, word| {
             if slot < room {
                 candidates.send(rank * room + slot, word, landed)

@@ -51,7 +51,7 @@
 
 use core::marker::PhantomData;
 
-use crate::block::{compact, radix_select, sort_top, Keys, Scratch};
+use crate::block::{block_reserve, compact, radix_select, sort_top, Keys, Scratch};
 use crate::device::{
     block_dim, block_idx_x, block_idx_y, launch_dependents, sync_threads, thread_idx,
     wait_for_prerequisite_grid, Global, GlobalMut, Shared,
@@ -149,7 +149,11 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
     };
     slice.append_at_least(
         bound,
-        |n| words.fetch_add(at(FOUND), n),
+        |n| {
+            block_reserve(n, Shared::dynamic(layout.maxima), |n| {
+                words.fetch_add(at(FOUND), n)
+            })
+        },
         |slot, word| {
             if slot < layout.capacity {
                 pool.set(first + slot as u64, word);

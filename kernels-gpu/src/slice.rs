@@ -5,6 +5,8 @@
 
 use core::marker::PhantomData;
 
+#[cfg(doc)]
+use crate::block::{block_reserve, warp_reserve};
 use crate::block::{
     radix_select, rank_words, warp_append, warp_inclusive_sum, warp_sort_desc, Scratch,
 };
@@ -269,12 +271,14 @@ impl<E: Element> Slice<E> {
 
     /// Hands `put(slot, word)` the sort word of every element whose value
     /// is not below the value of key `bound` (every element whose key is at
-    /// least `bound`, and perhaps a `-0.0` more), at the slots `reserve(n)`
-    /// (one call per warp that keeps any) hands out. A warp skips a vector
-    /// slot where no lane's vector reaches the value ([`vector_max`]; on
-    /// logits most do); else each thread tests its elements as `f32` into a
-    /// mask. Then the warp scans its counts, reserves once and each thread
-    /// writes its own. Every lane of the warp must call it.
+    /// least `bound`, and perhaps a `-0.0` more), at the slots from the
+    /// first slot `reserve(n)` hands a warp that keeps `n` (every lane of
+    /// every warp calls it, `n` perhaps 0: [`warp_reserve`] or
+    /// [`block_reserve`]). A warp skips a vector slot where no lane's
+    /// vector reaches the value ([`vector_max`]; on logits most do); else
+    /// each thread tests its elements as `f32` into a mask. Then the warp
+    /// scans its counts, reserves once and each thread writes its own.
+    /// Every lane of the warp must call it.
     #[inline(always)]
     pub fn append_at_least<F, P>(&self, bound: u32, reserve: F, put: P)
     where
@@ -311,11 +315,7 @@ impl<E: Element> Slice<E> {
         let count = masks.iter().map(|m| m.count_ones()).sum::<u32>();
         let end = warp_inclusive_sum(count);
         let total = shfl_idx(end, 31);
-        if total == 0 {
-            return;
-        }
-        let base = shfl_idx(if lane() == 31 { reserve(total) } else { 0 }, 31);
-        let mut at = base + end - count;
+        let mut at = reserve(total) + end - count;
         let mut write = |j: usize| {
             let mut kept = masks[j];
             let first = (j as u32 * block_dim() + thread_idx()) * Self::PER_VEC;
