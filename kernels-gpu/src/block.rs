@@ -454,6 +454,10 @@ pub fn compact<K: Keys, F: FnMut(u32, u32, u32)>(
 /// reads grow with the square of the count: above this the merge sort
 /// measured faster, BENCHMARKS.md v9).
 pub const RANK_SORT_MAX: u32 = 192;
+/// Most words [`sort_top`] sorts by rank where [`rank_words`] counts with
+/// one lane a word (above, [`bucket_top`] measured faster; with two or
+/// more lanes a word the rank count stays faster up to `RANK_SORT_MAX`).
+pub const RANK_SORT_ONE_LANE_MAX: u32 = 128;
 /// Fewest candidates [`shortlist`] narrows (fewer sort as they are).
 pub const SHORTLIST_MIN: u32 = 257;
 
@@ -816,7 +820,8 @@ pub fn bucket_top(buf: Shared<u64>, spare: Shared<u64>, n: u32, k: u32) -> bool 
 /// be behind a barrier; ends with one.
 #[inline(always)]
 pub fn sort_top<E: Element>(buf: Shared<u64>, spare: Shared<u64>, n: u32, k: u32) -> Shared<u64> {
-    if n > RANK_SORT_MAX && bucket_top(buf, spare, n, k) {
+    let by_rank = n <= RANK_SORT_MAX && (n <= RANK_SORT_ONE_LANE_MAX || 2 * n <= block_dim());
+    if !by_rank && bucket_top(buf, spare, n, k) {
         return buf;
     }
     let (list, other, count) = shortlist::<E>(buf, spare, n, k);
