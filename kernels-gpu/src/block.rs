@@ -814,9 +814,10 @@ pub fn bucket_top(buf: Shared<u64>, spare: Shared<u64>, n: u32, k: u32) -> bool 
 
 /// The top `k` of the `n` distinct sort words `buf[0..n]` (all `n` if
 /// fewer), sorted descending at the start of the returned buffer (`buf` or
-/// `spare`, `n` words each): by rank up to `RANK_SORT_MAX` words, by
-/// [`bucket_top`] above, and where that declines, [`shortlist`] and the
-/// merge sort. Uses the scratch header; the caller's writes to `buf` must
+/// `spare`, `n` words each): by rank up to `RANK_SORT_ONE_LANE_MAX` words
+/// (up to `RANK_SORT_MAX` where [`rank_words`] gives each word two lanes or
+/// more), by [`bucket_top`] above, and where that declines, [`shortlist`]
+/// and the merge sort. Uses the scratch header; the caller's writes to `buf` must
 /// be behind a barrier; ends with one.
 #[inline(always)]
 pub fn sort_top<E: Element>(buf: Shared<u64>, spare: Shared<u64>, n: u32, k: u32) -> Shared<u64> {

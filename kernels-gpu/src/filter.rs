@@ -31,7 +31,8 @@
 //!    the k-th key included) passes it.
 //! 2. `FILTER`: each block loads its share again (from L2 where it stayed)
 //!    and appends the sort words of its elements at or above the bound to
-//!    the row's pool (a global counter; 2-3k elements on logits), and exits:
+//!    the row's pool (a global counter, advanced once a block; 2-3k elements
+//!    on logits), and exits:
 //!    no block waits for the others (a block that would have to idles its
 //!    SM's share of the read while it does). With `FILTER_MERGE` the row's
 //!    last block to arrive ([`last_to_arrive`]) goes on to 3. itself, which
