@@ -245,63 +245,38 @@ pub fn shfl_xor(v: u32, mask: u32) -> u32 {
     r
 }
 
-/// Lane-wise maximum of two pairs of bf16 (`max.NaN.bf16x2`): NaN where
-/// either is NaN.
-#[inline(always)]
-pub fn max_nan_bf16x2(a: u32, b: u32) -> u32 {
-    let r: u32;
-    // SAFETY: register arithmetic only.
-    unsafe {
-        asm!("max.NaN.bf16x2 {r}, {a}, {b};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b, options(pure, nomem, nostack));
-    }
-    r
+/// Functions `fn(a: u32, b: u32) -> u32` that are one PTX instruction on
+/// registers (`$op r, a, b;`).
+macro_rules! register_op {
+    ($($(#[$doc:meta])* $name:ident = $op:literal;)*) => {$(
+        $(#[$doc])*
+        #[inline(always)]
+        pub fn $name(a: u32, b: u32) -> u32 {
+            let r: u32;
+            // SAFETY: register arithmetic only.
+            unsafe {
+                asm!(concat!($op, " {r}, {a}, {b};"), r = out(reg32) r, a = in(reg32) a, b = in(reg32) b, options(pure, nomem, nostack));
+            }
+            r
+        }
+    )*};
 }
 
-/// Lane-wise maximum of two pairs of f16 (`max.NaN.f16x2`): NaN where
-/// either is NaN.
-#[inline(always)]
-pub fn max_nan_f16x2(a: u32, b: u32) -> u32 {
-    let r: u32;
-    // SAFETY: register arithmetic only.
-    unsafe {
-        asm!("max.NaN.f16x2 {r}, {a}, {b};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b, options(pure, nomem, nostack));
-    }
-    r
-}
-
-/// Lane-wise `!(a < b)` of two pairs of bf16 (`set.geu.u32.bf16x2`: at
-/// or above, or either NaN): each 16-bit half all ones where true.
-#[inline(always)]
-pub fn not_below_bf16x2(a: u32, b: u32) -> u32 {
-    let r: u32;
-    // SAFETY: register arithmetic only.
-    unsafe {
-        asm!("set.geu.u32.bf16x2 {r}, {a}, {b};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b, options(pure, nomem, nostack));
-    }
-    r
-}
-
-/// As [`not_below_bf16x2`] for pairs of f16 (`set.geu.u32.f16x2`).
-#[inline(always)]
-pub fn not_below_f16x2(a: u32, b: u32) -> u32 {
-    let r: u32;
-    // SAFETY: register arithmetic only.
-    unsafe {
-        asm!("set.geu.u32.f16x2 {r}, {a}, {b};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b, options(pure, nomem, nostack));
-    }
-    r
-}
-
-/// Maximum of two f32 given by their bits (`max.NaN.f32`): NaN if either
-/// is NaN.
-#[inline(always)]
-pub fn max_nan_f32(a: u32, b: u32) -> u32 {
-    let r: u32;
-    // SAFETY: register arithmetic only.
-    unsafe {
-        asm!("max.NaN.f32 {r}, {a}, {b};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b, options(pure, nomem, nostack));
-    }
-    r
+register_op! {
+    /// Lane-wise maximum of two pairs of bf16 (`max.NaN.bf16x2`): NaN where
+    /// either is NaN.
+    max_nan_bf16x2 = "max.NaN.bf16x2";
+    /// Lane-wise maximum of two pairs of f16 (`max.NaN.f16x2`): NaN where
+    /// either is NaN.
+    max_nan_f16x2 = "max.NaN.f16x2";
+    /// Lane-wise `!(a < b)` of two pairs of bf16 (`set.geu.u32.bf16x2`: at
+    /// or above, or either NaN): each 16-bit half all ones where true.
+    not_below_bf16x2 = "set.geu.u32.bf16x2";
+    /// As [`not_below_bf16x2`] for pairs of f16 (`set.geu.u32.f16x2`).
+    not_below_f16x2 = "set.geu.u32.f16x2";
+    /// Maximum of two f32 given by their bits (`max.NaN.f32`): NaN if either
+    /// is NaN.
+    max_nan_f32 = "max.NaN.f32";
 }
 
 /// Mask of the lanes below this one.
