@@ -338,23 +338,34 @@ fn cluster_body_on_every_distribution() {
 /// The filter body (the default plan of longer batches) on every
 /// distribution and dtype: two launches and (130 x 131,072: 32 MiB and more)
 /// one, shares of one to many blocks, partial vectors, bounds from the rank
-/// count and from the radix fallback, pools that overflow (ties) into the
-/// last block's exact select.
+/// count and from the radix fallback, bounds from a `BOUND` launch and
+/// sampled ones, pools that overflow (ties) into the last block's exact
+/// select, and (`Dist::Spikes` at 33 x 393,216 k=2000: the sample sees
+/// only the 1,536 spikes) sampled bounds above the k-th key, which leave
+/// fewer than k candidates.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn filter_body_on_every_distribution() {
     let (kernels, stream) = setup();
-    for (batch, vocab, k) in [
-        (33, 50304, 50),
-        (33, 16411, 7),
-        (20, 65536, 300),
-        (24, 151936, 1024),
-        (33, 20001, 1),
-        (130, 131072, 50),
+    // (batch, vocab, k, sampled bound)
+    for (batch, vocab, k, sampled) in [
+        (33, 50304, 50, false),
+        (33, 16411, 7, false),
+        (20, 65536, 300, true),
+        (24, 151936, 1024, true),
+        (33, 20001, 1, false),
+        (130, 131072, 50, false),
+        (300, 16411, 50, true),
+        (33, 393216, 2000, true),
     ] {
         let config = TopKConfig::new(batch, vocab, k);
         let plan = *TopK::new(&kernels, config).unwrap().plan();
         assert!(plan.filter, "bf16 {batch}x{vocab} k={k} planned {plan:?}");
+        assert_eq!(
+            plan.sample_rank > 0,
+            sampled,
+            "bf16 {batch}x{vocab} k={k} planned {plan:?}"
+        );
         for dist in ALL_DISTS {
             check_all_dtypes(&kernels, &stream, dist, batch, vocab, k, 31);
         }

@@ -86,10 +86,10 @@ fn check_at_offset<T: Logit>(
 /// The shapes every code path takes: one chunk and many, rank sort and
 /// bitonic sort, vocab not a multiple of the vector width, k = vocab, k =
 /// 2048 on f32 (longer chunks), inputs at odd element offsets; the filter
-/// body merging in the row's last block (17 rows), in a merge launch (33
-/// rows, k = 300) and after one pass (65 rows, over 32 MiB). On `NanInf`
-/// rows.
-const SANITIZER_SHAPES: [(usize, usize, usize, usize); 12] = [
+/// body merging in the row's last block (17 rows; 33 rows of 50,304 after
+/// a `BOUND` launch), in a merge launch after a `SAMPLE` launch (33 rows,
+/// k = 300) and after one pass (65 rows, over 32 MiB). On `NanInf` rows.
+const SANITIZER_SHAPES: [(usize, usize, usize, usize); 13] = [
     (1, 50304, 50, 0),
     (4, 50304, 200, 1),
     (2, 151936, 1024, 3),
@@ -101,6 +101,7 @@ const SANITIZER_SHAPES: [(usize, usize, usize, usize); 12] = [
     (1, 300_000, 2048, 2),
     (17, 262_147, 50, 1),
     (33, 151_936, 300, 2),
+    (33, 50304, 50, 1),
     (65, 262_147, 50, 3),
 ];
 

@@ -11,7 +11,7 @@ use cust::module::Module;
 use cust::stream::Stream;
 use cust::sys as cuda;
 use streamtopk_kernels::element::{Bf16, DType, Element, F16, F32};
-use streamtopk_kernels::params::{mode, SampleParams, TopKParams};
+use streamtopk_kernels::params::{mode, SampleParams, TopKParams, SAMPLE_THREADS};
 
 use crate::error::{Error, Result};
 use crate::plan::{Limits, Plan};
@@ -394,9 +394,9 @@ impl Kernels {
     /// Launch the top-k kernel of a cluster or filter `plan` over `batch`
     /// rows: the cluster kernel (see `streamtopk_kernels::cluster`), or the
     /// filter kernel (see `streamtopk_kernels::filter`) in the launch mode
-    /// `p.mode` (`BOUND`, then `FILTER` and `MERGE` or `FILTER_MERGE`; or
-    /// `LOCAL`, `MERGE_LOCAL` for a single-pass plan; a merge launch has
-    /// one block a row).
+    /// `p.mode` (`BOUND` or `SAMPLE`, then `FILTER` and `MERGE` or
+    /// `FILTER_MERGE`; or `LOCAL`, `MERGE_LOCAL` for a single-pass plan; a
+    /// merge or `SAMPLE` launch has one block a row).
     ///
     /// # Safety
     /// As [`Kernels::topk`], with `p` from `plan`; a cluster plan uses no
@@ -416,12 +416,14 @@ impl Kernels {
         } else {
             TOPK_FILTER
         };
-        let (blocks, smem) = if !plan.filter || p.mode == mode::FILTER_MERGE {
-            (plan.chunks, plan.smem())
+        let (blocks, threads, smem) = if !plan.filter || p.mode == mode::FILTER_MERGE {
+            (plan.chunks, plan.threads, plan.smem())
         } else if mode::is_merge(p.mode) {
-            (1, plan.smem())
+            (1, plan.threads, plan.smem())
+        } else if p.mode == mode::SAMPLE {
+            (1, SAMPLE_THREADS, plan.filter_layout().bound_bytes)
         } else {
-            (plan.chunks, plan.filter_layout().bound_bytes)
+            (plan.chunks, plan.threads, plan.filter_layout().bound_bytes)
         };
         let function = body + dtype_slot(dtype);
         // A FILTER_MERGE launch starts while its BOUND launch ends: its
@@ -429,14 +431,16 @@ impl Kernels {
         // (64 x 128,256 k=50 0.0181 -> 0.0172 ms, 256 x 50,304 0.0250 ->
         // 0.0241; early FILTER and MERGE launches of three-launch plans
         // measured slower, 64 x 151,936 k=1024 0.0356 -> 0.0471, and an
-        // early MERGE_LOCAL no faster: BENCHMARKS.md v10).
-        let after_previous = p.mode == mode::FILTER_MERGE;
+        // early MERGE_LOCAL no faster: BENCHMARKS.md v10). A FILTER launch
+        // after a SAMPLE launch (one block a row) starts early too.
+        let after_previous =
+            p.mode == mode::FILTER_MERGE || (p.mode == mode::FILTER && p.sample_rank > 0);
         // SAFETY: forwarded to the caller.
         unsafe {
             self.launch(
                 function,
                 (blocks, batch),
-                plan.threads,
+                threads,
                 smem,
                 stream,
                 p,

@@ -4,7 +4,7 @@
 pub use streamtopk_kernels::params::FILTER_THREADS;
 use streamtopk_kernels::params::{
     cluster_fits, per_vector, ClusterLayout, FilterLayout, Layout, CLUSTER_VECTORS, MAX_CLUSTER,
-    MAX_THREADS, MIN_THREADS,
+    MAX_THREADS, MIN_THREADS, SAMPLE_THREADS, SAMPLE_VECTORS,
 };
 
 /// The seed's stage-2 candidate pool (k = 50 gives 10 chunks), kept as a
@@ -84,6 +84,43 @@ pub const FILTER_SINGLE_PASS_BYTES: u64 = 32 << 20;
 /// 0.0924 -> 0.0823).
 pub const FILTER_LAST_BLOCK_MAX_K: u32 = 256;
 
+/// A two-pass filter plan samples its bound (a `SAMPLE` launch instead of
+/// `BOUND`) where the sample's rank ([`sample_rank`]) is at most the
+/// block's rank count (eight offers a warp) and either `k` is above
+/// [`FILTER_LAST_BLOCK_MAX_K`] or the largest batch's logits have more
+/// than [`FILTER_SAMPLE_BYTES`]; `$STREAMTOPK_SAMPLE=off` turns it off
+/// (sweeps).
+pub const SAMPLE_ENV: &str = "STREAMTOPK_SAMPLE";
+/// See [`SAMPLE_ENV`]. The `SAMPLE` launch takes ~5 us whatever the
+/// shape; a `BOUND` launch costs less where its grid is one short wave
+/// that the `FILTER_MERGE` launch overlaps (measured, BENCHMARKS.md v13:
+/// 64 x 65,536 k=50 0.0119 ms against 0.0131 sampled, 33 x 50,304 0.0102
+/// against 0.0106; 128 x 50,304 even; 64 x 128,256 0.0174 -> 0.0159).
+pub const FILTER_SAMPLE_BYTES: u64 = 8 << 20;
+/// The margin of [`sample_rank`]: standard deviations of the count of
+/// sampled maxima at or above the row's k-th key ...
+pub const SAMPLE_MARGIN_SD: f64 = 4.0;
+/// ... plus this many.
+pub const SAMPLE_MARGIN: f64 = 3.0;
+
+/// The rank `j` a sampling filter block takes among its `threads` threads'
+/// maxima over [`SAMPLE_VECTORS`] vectors each (`TopKParams::sample_rank`)
+/// for the top `k` of `vocab` elements of `size` bytes. For a row whose
+/// values are spread at random over its positions, each thread's maximum
+/// is at or above the row's k-th key with probability `1 - (1 - k /
+/// vocab)^e` (`e` elements a thread); `j` is that count's mean plus
+/// [`SAMPLE_MARGIN_SD`] standard deviations and [`SAMPLE_MARGIN`], so the
+/// j-th maximum is almost always at or below the k-th key (else the row's
+/// merge block sees fewer than `k` candidates and selects the row
+/// itself: slower, still exact).
+pub fn sample_rank(vocab: u32, k: u32, size: u32, threads: u32) -> u32 {
+    let e = (SAMPLE_VECTORS * per_vector(size)) as f64;
+    let p = 1.0 - (1.0 - k as f64 / vocab as f64).powf(e);
+    let mean = threads as f64 * p;
+    let sd = (mean * (1.0 - p)).sqrt();
+    ((mean + SAMPLE_MARGIN_SD * sd + SAMPLE_MARGIN).ceil() as u32).clamp(1, threads)
+}
+
 /// What a device allows a launch (from the driver; [`Limits::SM90`]
 /// without a device).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +174,9 @@ pub struct Plan {
     /// (`MERGE`, `MERGE_LOCAL`) rather than in the row's last block of the
     /// `FILTER` launch (`FILTER_MERGE`).
     pub merge_launch: bool,
+    /// A two-pass filter plan's [`sample_rank`]: its `FILTER` blocks sample
+    /// their bound, with no `BOUND` launch; 0: a `BOUND` launch.
+    pub sample_rank: u32,
 }
 
 impl Plan {
@@ -193,6 +233,7 @@ impl Plan {
             filter: false,
             single_pass: false,
             merge_launch: false,
+            sample_rank: 0,
         }
     }
 
@@ -300,10 +341,19 @@ impl Plan {
         let single_pass = k <= ranked
             && plan.chunks * k <= FILTER_SINGLE_PASS_POOL
             && max_batch as u64 * vocab as u64 * size as u64 >= FILTER_SINGLE_PASS_BYTES;
+        let bytes = max_batch as u64 * vocab as u64 * size as u64;
+        let sampled = std::env::var(SAMPLE_ENV).as_deref() != Ok("off")
+            && (k > FILTER_LAST_BLOCK_MAX_K || bytes > FILTER_SAMPLE_BYTES);
+        let rank = sample_rank(vocab, k, size, SAMPLE_THREADS);
         let plan = Plan {
             filter: true,
             single_pass,
             merge_launch: single_pass || k > FILTER_LAST_BLOCK_MAX_K,
+            sample_rank: if sampled && !single_pass && rank <= SAMPLE_THREADS / 4 {
+                rank
+            } else {
+                0
+            },
             ..plan
         };
         (k.div_ceil(plan.chunks) <= ranked

@@ -169,8 +169,8 @@ impl TopKConfig {
 /// Exact top-k of `[batch, vocab]` logits, identical to `torch.topk`
 /// (values descending, ties by lower index, NaN largest).
 ///
-/// Create once; each call then launches one kernel (two for a two-launch
-/// filter plan) on the given stream with
+/// Create once; each call then launches one to three kernels (by the
+/// plan) on the given stream with
 /// no allocation and no host synchronisation (so it can be captured in a
 /// CUDA graph). The workspace is reused by
 /// every call: calls on different streams must be ordered by the caller (or
@@ -219,6 +219,7 @@ impl Workspace {
             chunks: plan.chunks,
             k: plan.k,
             mode: mode::FUSED,
+            sample_rank: plan.sample_rank,
         }
     }
 }
@@ -325,7 +326,7 @@ impl TopK {
     /// after stage 2 (per-stage timing). With one chunk per row, or a
     /// cluster per row, there is no stage 2 and `marks[1]`, `marks[2]` are
     /// recorded together. With the filter body `marks[1]` falls between
-    /// its appending launches (`BOUND` and `FILTER`, or `LOCAL`) and its
+    /// its appending launches (`BOUND` or `SAMPLE` and `FILTER`, or `LOCAL`) and its
     /// merge launch (together when the `FILTER` launch merges).
     pub fn run_marked<T: Logit>(
         &mut self,
@@ -386,13 +387,17 @@ impl TopK {
             // of the filter's pool and words, the words zero between calls
             // (each row's merge block resets its own); `&mut self` and
             // stream order keep other calls out and order the launches: the
-            // BOUND launch folds every block's bound before the FILTER
-            // launch reads it, FILTER or LOCAL fills the pools before a
+            // BOUND (or SAMPLE) launch sets each row's bound before the
+            // FILTER launch reads it, FILTER or LOCAL fills the pools before a
             // MERGE launch reads them (FILTER_MERGE: its rows' last blocks).
             let (append, merge) = if plan.single_pass {
                 (mode::LOCAL, Some(mode::MERGE_LOCAL))
             } else {
-                p.mode = mode::BOUND;
+                p.mode = if plan.sample_rank > 0 {
+                    mode::SAMPLE
+                } else {
+                    mode::BOUND
+                };
                 // SAFETY: as said above.
                 unsafe { self.kernels.topk_planned(dtype, &plan, batch, stream, &p)? };
                 if plan.merge_launch {

@@ -2,10 +2,11 @@
 //! (or two, 4.): a global filter bound per row, one pass that keeps only
 //! what passes it, and a sort of what passed.
 //!
-//! Contract ([`TopKParams`]; launches `BOUND`, `FILTER`, `MERGE`; or
-//! `BOUND`, `FILTER_MERGE`; or `LOCAL`, `MERGE_LOCAL`, [`mode`]):
-//! - grid `(chunks, batch)` (merges: `(1, batch)`), block `threads`
-//!   (multiple of 32, 256..=1024); block `(c, r)` holds row `r`'s positions
+//! Contract ([`TopKParams`]; launches `BOUND` or `SAMPLE`, then `FILTER`
+//! and `MERGE` or `FILTER_MERGE`; or `LOCAL`, `MERGE_LOCAL`, [`mode`]):
+//! - grid `(chunks, batch)` (merges and `SAMPLE`: `(1, batch)`), block
+//!   `threads` (multiple of 32, 256..=1024; `SAMPLE`:
+//!   [`crate::params::SAMPLE_THREADS`]); block `(c, r)` holds row `r`'s positions
 //!   `[c * chunk_len, min(vocab, (c + 1) * chunk_len))` in registers (a
 //!   [`Slice`]: `chunk_len` must [`crate::params::cluster_fits`]);
 //! - dynamic shared memory `FilterLayout::new(k, 0).bound_bytes` (launches
@@ -20,7 +21,7 @@
 //!   serialization: each appending block lets the next launch start, and
 //!   waits for the one before only after it has loaded its share, a merge
 //!   block before it reads the pool); the host asks for it for
-//!   `FILTER_MERGE`.
+//!   `FILTER_MERGE` and for a `FILTER` after `SAMPLE`.
 //!
 //! 1. `BOUND`: each block finds the `j = ceil(k / chunks)`-th largest of its
 //!    threads' largest keys ([`Slice::bound`]: at least `j` of its elements
@@ -28,7 +29,14 @@
 //!    minimum (a maximum of the inverted key). The smallest of the `chunks`
 //!    bounds has at least `k` of the row's elements at or above it: it is at
 //!    or below the row's k-th key, and every element of the top k (ties at
-//!    the k-th key included) passes it.
+//!    the k-th key included) passes it. Or `SAMPLE`, where the `BOUND`
+//!    launch's blocks would take longer than one block a row: the row's
+//!    block reads a sample of it ([`SAMPLE_VECTORS`] vectors a thread,
+//!    evenly spread) and takes the `sample_rank`-th largest of its
+//!    threads' sampled maxima, a statistical estimate at or below the k-th
+//!    key on almost every row (the host's `sample_rank` leaves a margin
+//!    of four standard deviations). On a row where it is not, fewer than k
+//!    pass, and 3. selects the row itself.
 //! 2. `FILTER`: each block loads its share again (from L2 where it stayed)
 //!    and appends the sort words of its elements at or above the bound to
 //!    the row's pool (a global counter, advanced once a block; 2-3k elements
@@ -40,7 +48,8 @@
 //! 3. `MERGE`: the row's block loads the pool into shared memory and sorts
 //!    its top k ([`sort_top`]: on logits one counting pass over buckets of
 //!    equal keys); the first k are the row's top k. If more
-//!    passed than the pool holds (heavy ties, adversarial rows), it instead
+//!    passed than the pool holds (heavy ties, adversarial rows), or fewer
+//!    than k (a sampled bound above the k-th key), it instead
 //!    selects the row's k-th key itself, streaming the row from global
 //!    memory (a block radix select, then an ordered compaction in row
 //!    order: ties at the k-th key to the lowest indices) and sorts those k.
@@ -54,14 +63,14 @@ use core::marker::PhantomData;
 
 use crate::block::{block_reserve, compact, radix_select, sort_top, Keys, Scratch};
 use crate::device::{
-    block_dim, block_idx_x, block_idx_y, launch_dependents, sync_threads, thread_idx,
+    block_dim, block_idx_x, block_idx_y, launch_dependents, load_nc_v4, sync_threads, thread_idx,
     wait_for_prerequisite_grid, Global, GlobalMut, Shared,
 };
 use crate::element::{sort_word, Element};
 use crate::kernel::{last_to_arrive, Rows};
 use crate::params::filter_words::{ARRIVED, BOUND, FOUND, WORDS};
-use crate::params::{mode, FilterLayout, TopKParams};
-use crate::slice::Slice;
+use crate::params::{mode, FilterLayout, TopKParams, SAMPLE_VECTORS};
+use crate::slice::{bound_of_tops, vector_top_key, Slice};
 
 /// The keys of one row in global memory (3.).
 #[derive(Clone, Copy)]
@@ -99,16 +108,44 @@ pub fn exact_row<E: Element>(row_addr: u64, vocab: u32, k: u32, out: Shared<u64>
     });
 }
 
-/// The bound of a `LOCAL` launch (4.): the k-th of the block's threads'
-/// largest keys, returned to every thread. Block-wide, with barriers.
+/// The bound one thread found (`own`), returned to every thread.
+/// Block-wide, with a barrier.
 #[inline(always)]
-fn local_bound<E: Element>(slice: &Slice<E>, k: u32, layout: &FilterLayout) -> u32 {
+fn broadcast(own: Option<u32>) -> u32 {
     let shared = Scratch::new().word();
-    if let Some(own) = slice.bound(k, layout.maxima) {
+    if let Some(own) = own {
         shared.set(0, own);
     }
     sync_threads();
     shared.get(0)
+}
+
+/// The bound of a `SAMPLE` launch (1.): the `j`-th largest of the block's
+/// threads' maxima over [`SAMPLE_VECTORS`] whole 16-byte vectors a thread,
+/// spread evenly over the whole vectors of the row at `row_addr` (`vocab`
+/// elements), returned to every thread. Block-wide, with barriers.
+#[inline(always)]
+fn sampled_bound<E: Element>(row_addr: u64, vocab: u32, j: u32, layout: &FilterLayout) -> u32 {
+    let per_vec = 16 / E::SIZE;
+    let head = (row_addr % 16) as u32 / E::SIZE;
+    let base = row_addr - (head * E::SIZE) as u64;
+    let first = head.div_ceil(per_vec);
+    let whole = ((head + vocab) / per_vec).saturating_sub(first) as u64;
+    let samples = (SAMPLE_VECTORS * block_dim()) as u64;
+    let vector = |i: u32| {
+        let s = (i * block_dim() + thread_idx()) as u64;
+        let w = load_nc_v4(base + 16 * (first as u64 + s * whole / samples));
+        w[0] as u128 | (w[1] as u128) << 32 | (w[2] as u128) << 64 | (w[3] as u128) << 96
+    };
+    // No whole vector: every key passes 0 (the merge then sees the row overflow).
+    let top = if whole == 0 {
+        0
+    } else {
+        // All loads first, so they are in flight together.
+        let v: [u128; SAMPLE_VECTORS as usize] = core::array::from_fn(|i| vector(i as u32));
+        v.iter().map(|&w| vector_top_key::<E>(w)).max().unwrap_or(0)
+    };
+    broadcast(bound_of_tops::<E>(top, j, layout.maxima))
 }
 
 /// The filter kernels' body (see the module doc), handing row
@@ -128,6 +165,13 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
     }
     // The next launch of the call may take the SM slots this grid leaves.
     launch_dependents();
+    if p.mode == mode::SAMPLE {
+        let bound = sampled_bound::<E>(row_addr, p.vocab, p.sample_rank, layout);
+        if thread_idx() == 0 {
+            words.set(at(BOUND), !bound);
+        }
+        return;
+    }
     let start = block_idx_x() * p.chunk_len;
     let n = p.chunk_len.min(p.vocab - start);
     let slice = Slice::<E>::load(row_addr + (start * E::SIZE) as u64, n, start);
@@ -144,7 +188,7 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
 
     // 2.
     let bound = if p.mode == mode::LOCAL {
-        local_bound(&slice, p.k, layout)
+        broadcast(slice.bound(p.k, layout.maxima))
     } else {
         !words.get_cg(at(BOUND))
     };
@@ -187,7 +231,7 @@ fn merge_pool<E: Element, R: Rows<E>>(
         Shared::<u64>::dynamic(layout.candidates),
         Shared::<u64>::dynamic(layout.spare),
     );
-    let count = if found <= layout.capacity {
+    let count = if found >= p.k && found <= layout.capacity {
         // Four loads in flight a thread (the pool sits in L2).
         let (step, at) = (block_dim(), |i: u32| first + i as u64);
         let mut i = thread_idx();

@@ -63,10 +63,20 @@ pub struct TopKParams {
     pub k: u32,
     /// Which stages this launch runs ([`mode`]).
     pub mode: u32,
+    /// Filter body, `SAMPLE` launch: the rank among its threads' sampled
+    /// maxima that each row's block takes as the row's bound.
+    pub sample_rank: u32,
 }
 
-/// What one launch of the top-k kernel does (the filter kernel: `BOUND`,
-/// `FILTER`, `MERGE`; or `BOUND`, `FILTER_MERGE`; or `LOCAL`, `MERGE_LOCAL`).
+/// 16-byte vectors of the row each thread of a `SAMPLE` launch reads,
+/// spread evenly over the row ...
+pub const SAMPLE_VECTORS: u32 = 3;
+/// ... and its threads per block.
+pub const SAMPLE_THREADS: u32 = 512;
+
+/// What one launch of the top-k kernel does (the filter kernel: `BOUND` or
+/// `SAMPLE`, then `FILTER`, `MERGE` or `FILTER_MERGE`; or `LOCAL`,
+/// `MERGE_LOCAL`).
 pub mod mode {
     /// Both stages: grid `(chunks, batch)`; the row's last block merges.
     pub const FUSED: u32 = 0;
@@ -92,6 +102,11 @@ pub mod mode {
     /// As `FILTER`, then the row's last block to arrive sorts the pool (as
     /// `MERGE`): no merge launch.
     pub const FILTER_MERGE: u32 = 8;
+    /// Filter kernel, first launch of a sampling plan (instead of `BOUND`):
+    /// grid `(1, batch)`, block [`super::SAMPLE_THREADS`]; each row's
+    /// block sets the row's [`super::filter_words::BOUND`] from a sample
+    /// of the row.
+    pub const SAMPLE: u32 = 9;
 
     /// Whether a filter launch in `mode` is a merge launch (one block a row).
     pub const fn is_merge(mode: u32) -> bool {

@@ -113,21 +113,14 @@ impl<E: Element> Slice<E> {
     /// instructions per vector.
     #[inline(always)]
     pub fn top_key(&self) -> u32 {
-        let vector = |v: u128| {
-            let a = pair_max::<E>(v as u32, (v >> 32) as u32);
-            let b = pair_max::<E>((v >> 64) as u32, (v >> 96) as u32);
-            pair_max::<E>(a, b)
-        };
         let w = &self.words;
-        let m = pair_max::<E>(
-            pair_max::<E>(vector(w[0]), vector(w[1])),
-            pair_max::<E>(pair_max::<E>(vector(w[2]), vector(w[3])), vector(w[4])),
-        );
-        if E::SIZE == 2 {
-            E::key(m & 0xffff).max(E::key(m >> 16))
-        } else {
-            E::key(m)
-        }
+        packed_key::<E>(pair_max::<E>(
+            pair_max::<E>(packed_max::<E>(w[0]), packed_max::<E>(w[1])),
+            pair_max::<E>(
+                pair_max::<E>(packed_max::<E>(w[2]), packed_max::<E>(w[3])),
+                packed_max::<E>(w[4]),
+            ),
+        ))
     }
 
     /// Raw bits of element `l` of vector `w`.
@@ -214,6 +207,32 @@ fn pair_max<E: Element>(a: u32, b: u32) -> u32 {
     }
 }
 
+/// Packed maximum of the four 32-bit words of a 16-byte vector of `E`.
+#[inline(always)]
+fn packed_max<E: Element>(v: u128) -> u32 {
+    let a = pair_max::<E>(v as u32, (v >> 32) as u32);
+    let b = pair_max::<E>((v >> 64) as u32, (v >> 96) as u32);
+    pair_max::<E>(a, b)
+}
+
+/// The key of the larger element of a packed maximum (one `f32`, or two
+/// 16-bit elements); a `-0.0` may stand for a `+0.0`.
+#[inline(always)]
+fn packed_key<E: Element>(m: u32) -> u32 {
+    if E::SIZE == 2 {
+        E::key(m & 0xffff).max(E::key(m >> 16))
+    } else {
+        E::key(m)
+    }
+}
+
+/// The key of the largest element of the 16-byte vector `v` of `E`, as
+/// [`Slice::top_key`] takes it.
+#[inline(always)]
+pub fn vector_top_key<E: Element>(v: u128) -> u32 {
+    packed_key::<E>(packed_max::<E>(v))
+}
+
 /// Keys each warp offers the block's bound (its largest threads'): fewer
 /// offers, a cheaper rank count but a lower bound (more candidates). Six
 /// measured fastest where the block's warps then offer at least `j` keys
@@ -228,45 +247,13 @@ const TOPS_PER_WARP_MAX: u32 = 8;
 impl<E: Element> Slice<E> {
     /// The `j`-th largest of the block's threads' largest keys, which has at
     /// least `j` of the block's elements at or above it (0 when fewer than
-    /// `j` threads hold any); returned to one thread. Each warp sorts its 32
-    /// maxima by shuffles and offers its top few ([`TOPS_PER_WARP`]), and a
-    /// rank count over the offers picks the j-th when they hold at least `j`
-    /// keys; else a block radix select over all the maxima. Uses the
-    /// scratch header and `4 * block_dim()` bytes of shared memory at
-    /// `maxima`; block-wide, with barriers.
+    /// `j` threads hold any); returned to one thread ([`bound_of_tops`]).
+    /// Block-wide, with barriers.
     #[inline(always)]
     pub fn bound(&self, j: u32, maxima: u32) -> Option<u32> {
         // A thread with no element offers -inf's key: a bound that low has
         // the whole row at or above it.
-        let top = self.top_key();
-        let warps = block_dim() / 32;
-        let per = j.min(if TOPS_PER_WARP * warps >= j {
-            TOPS_PER_WARP
-        } else {
-            TOPS_PER_WARP_MAX
-        });
-        let offered = per * warps;
-        if offered >= j {
-            // The one with j - 1 above it in (key descending, position
-            // ascending) order.
-            let words = Shared::<u64>::dynamic(maxima);
-            let sorted = warp_sort_desc(top);
-            let position = warp() * per + lane();
-            if lane() < per {
-                words.set(
-                    position,
-                    (sorted as u64) << 32 | (u32::MAX - position) as u64,
-                );
-            }
-            sync_threads();
-            let (rank, word) = rank_words(words, offered)?;
-            (rank == j - 1).then_some((word >> 32) as u32)
-        } else {
-            let keys = Shared::<u32>::dynamic(maxima);
-            keys.set(thread_idx(), top);
-            let sel = radix_select(Scratch::new(), keys, block_dim(), j, E::KEY_BITS);
-            (thread_idx() == 0).then_some(sel.prefix)
-        }
+        bound_of_tops::<E>(self.top_key(), j, maxima)
     }
 
     /// Hands `put(slot, word)` the sort word of every element whose value
@@ -351,5 +338,43 @@ impl<E: Element> Slice<E> {
                 put(slot, sort_word(key, index));
             }
         });
+    }
+}
+
+/// The `j`-th largest of the block's keys `top` (one a thread), returned
+/// to one thread. Each warp sorts its 32 keys by shuffles and offers
+/// its top few ([`TOPS_PER_WARP`]), and a rank count over the offers picks
+/// the j-th when they hold at least `j` keys; else a block radix select
+/// over all of them. Uses the scratch header and `4 * block_dim()` bytes of
+/// shared memory at `maxima`; block-wide, with barriers.
+#[inline(always)]
+pub fn bound_of_tops<E: Element>(top: u32, j: u32, maxima: u32) -> Option<u32> {
+    let warps = block_dim() / 32;
+    let per = j.min(if TOPS_PER_WARP * warps >= j {
+        TOPS_PER_WARP
+    } else {
+        TOPS_PER_WARP_MAX
+    });
+    let offered = per * warps;
+    if offered >= j {
+        // The one with j - 1 above it in (key descending, position
+        // ascending) order.
+        let words = Shared::<u64>::dynamic(maxima);
+        let sorted = warp_sort_desc(top);
+        let position = warp() * per + lane();
+        if lane() < per {
+            words.set(
+                position,
+                (sorted as u64) << 32 | (u32::MAX - position) as u64,
+            );
+        }
+        sync_threads();
+        let (rank, word) = rank_words(words, offered)?;
+        (rank == j - 1).then_some((word >> 32) as u32)
+    } else {
+        let keys = Shared::<u32>::dynamic(maxima);
+        keys.set(thread_idx(), top);
+        let sel = radix_select(Scratch::new(), keys, block_dim(), j, E::KEY_BITS);
+        (thread_idx() == 0).then_some(sel.prefix)
     }
 }

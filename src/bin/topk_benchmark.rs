@@ -157,6 +157,8 @@ struct Times {
     b2b_ms: f64,
     /// A plain loop of call + synchronise.
     e2e_ms: f64,
+    /// Host time to enqueue one call (a loop of calls, no synchronise).
+    enqueue_ms: f64,
 }
 
 /// GPU time per call from `--iters` replays of a graph of `calls` calls.
@@ -195,15 +197,24 @@ fn time_calls(
     stream.synchronize()?;
     let gpu_ms = replay_ms(args, stream, 1, &mut call)?;
     let b2b_ms = replay_ms(args, stream, BACK_TO_BACK, &mut call)?;
+    let per_call = |t0: Instant| t0.elapsed().as_secs_f64() * 1e3 / args.iters as f64;
     let t0 = Instant::now();
     for _ in 0..args.iters {
         call(stream)?;
         stream.synchronize()?;
     }
+    let e2e_ms = per_call(t0);
+    let t0 = Instant::now();
+    for _ in 0..args.iters {
+        call(stream)?;
+    }
+    let enqueue_ms = per_call(t0);
+    stream.synchronize()?;
     Ok(Times {
         gpu_ms,
         b2b_ms,
-        e2e_ms: t0.elapsed().as_secs_f64() * 1e3 / args.iters as f64,
+        e2e_ms,
+        enqueue_ms,
     })
 }
 
@@ -226,6 +237,7 @@ fn bench_sample<T: Logit>(
         gpu_ms,
         b2b_ms,
         e2e_ms,
+        enqueue_ms,
     } = time_calls(args, &stream, |s| {
         sampler.sample(s, &input, &params, &mut tokens)
     })?;
@@ -245,7 +257,7 @@ fn bench_sample<T: Logit>(
         let mut obj = serde_json::json!({
             "mode": "sample", "batch": batch, "vocab": vocab, "k": args.top_k, "dtype": dtype.torch_name(),
             "temperature": args.sampling.temperature, "top_p": args.sampling.top_p, "min_p": args.sampling.min_p,
-            "iters": args.iters, "gpu_ms": gpu_ms, "gpu_b2b_ms": b2b_ms, "e2e_ms": e2e_ms,
+            "iters": args.iters, "gpu_ms": gpu_ms, "gpu_b2b_ms": b2b_ms, "e2e_ms": e2e_ms, "enqueue_ms": enqueue_ms,
             "chunks": plan.chunks, "chunk_len": plan.chunk_len, "threads": plan.threads, "cluster": plan.cluster, "filter": plan.filter,
         });
         if let Some(ok) = checked {
@@ -339,7 +351,7 @@ fn bench<T: Logit>(
     if args.json {
         let mut obj = serde_json::json!({
             "batch": batch, "vocab": vocab, "k": k, "dtype": dtype.torch_name(),
-            "iters": args.iters, "gpu_ms": timing.times.gpu_ms, "gpu_b2b_ms": timing.times.b2b_ms, "e2e_ms": timing.times.e2e_ms,
+            "iters": args.iters, "gpu_ms": timing.times.gpu_ms, "gpu_b2b_ms": timing.times.b2b_ms, "e2e_ms": timing.times.e2e_ms, "enqueue_ms": timing.times.enqueue_ms,
             "chunks": plan.chunks, "chunk_len": plan.chunk_len, "pool": plan.pool(), "threads": plan.threads, "cluster": plan.cluster, "filter": plan.filter,
         });
         if let Some([s1, s2]) = timing.stages_ms {

@@ -34,9 +34,17 @@ pub enum Dist {
     MostlyNegInf,
     /// The row's top values all sit in one short stretch.
     TopInOneChunk,
+    /// Low values with a spike every [`SPIKE_STRIDE`] positions (of the
+    /// row): a sample on that stride sees only spikes.
+    Spikes,
 }
 
-pub const ALL_DISTS: [Dist; 8] = [
+/// See [`Dist::Spikes`]: the filter body's `SAMPLE` launch (512 threads,
+/// 3 vectors a thread, evenly over the row's) reads the vectors at
+/// multiples of this on rows of 393,216 elements, bf16 and f32 alike.
+pub const SPIKE_STRIDE: usize = 256;
+
+pub const ALL_DISTS: [Dist; 9] = [
     Dist::Randn,
     Dist::HeavyTies,
     Dist::AllEqual,
@@ -45,6 +53,7 @@ pub const ALL_DISTS: [Dist; 8] = [
     Dist::NanInf,
     Dist::MostlyNegInf,
     Dist::TopInOneChunk,
+    Dist::Spikes,
 ];
 
 /// Small deterministic generator for test decisions.
@@ -107,5 +116,16 @@ pub fn logits(dist: Dist, batch: usize, vocab: usize, k: usize, seed: u64) -> Ve
             }
             v
         }
+        Dist::Spikes => randn(n, seed)
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| {
+                if (i % vocab).is_multiple_of(SPIKE_STRIDE) {
+                    10.0 + x
+                } else {
+                    x - 5.0
+                }
+            })
+            .collect(),
     }
 }
