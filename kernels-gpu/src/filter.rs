@@ -63,14 +63,14 @@ use core::marker::PhantomData;
 
 use crate::block::{block_reserve, compact, radix_select, sort_top, Keys, Scratch};
 use crate::device::{
-    block_dim, block_idx_x, block_idx_y, launch_dependents, load_nc_v4, sync_threads, thread_idx,
+    block_dim, block_idx_x, block_idx_y, launch_dependents, sync_threads, thread_idx,
     wait_for_prerequisite_grid, Global, GlobalMut, Shared,
 };
 use crate::element::{sort_word, Element};
 use crate::kernel::{last_to_arrive, Rows};
 use crate::params::filter_words::{ARRIVED, BOUND, FOUND, WORDS};
 use crate::params::{mode, FilterLayout, TopKParams, SAMPLE_VECTORS};
-use crate::slice::{bound_of_tops, vector_top_key, Slice};
+use crate::slice::{bound_of_tops, load_vector, vector_top_key, Slice};
 
 /// The keys of one row in global memory (3.).
 #[derive(Clone, Copy)]
@@ -134,8 +134,7 @@ fn sampled_bound<E: Element>(row_addr: u64, vocab: u32, j: u32, layout: &FilterL
     let samples = (SAMPLE_VECTORS * block_dim()) as u64;
     let vector = |i: u32| {
         let s = (i * block_dim() + thread_idx()) as u64;
-        let w = load_nc_v4(base + 16 * (first as u64 + s * whole / samples));
-        w[0] as u128 | (w[1] as u128) << 32 | (w[2] as u128) << 64 | (w[3] as u128) << 96
+        load_vector(base + 16 * (first as u64 + s * whole / samples))
     };
     // No whole vector: every key passes 0 (the merge then sees the row overflow).
     let top = if whole == 0 {

@@ -63,11 +63,7 @@ impl<E: Element> Slice<E> {
                 return fill;
             }
             if first >= head && first + Self::PER_VEC <= head + n {
-                let w = load_nc_v4(base + 16 * v as u64);
-                return w[0] as u128
-                    | (w[1] as u128) << 32
-                    | (w[2] as u128) << 64
-                    | (w[3] as u128) << 96;
+                return load_vector(base + 16 * v as u64);
             }
             let mut x = fill;
             for l in 0..Self::PER_VEC {
@@ -145,6 +141,14 @@ impl<E: Element> Slice<E> {
             f(key, self.start + pos - self.head);
         }
     }
+}
+
+/// The 16-byte vector at the 16-byte-aligned device address `addr` of
+/// read-only input, as one `u128` (element `l` in bits `l * size * 8..`).
+#[inline(always)]
+pub fn load_vector(addr: u64) -> u128 {
+    let w = load_nc_v4(addr);
+    w[0] as u128 | (w[1] as u128) << 32 | (w[2] as u128) << 64 | (w[3] as u128) << 96
 }
 
 /// The largest value of a 16-byte vector of `E`, as `f32`: NaN if any
