@@ -123,9 +123,14 @@ fn broadcast(own: Option<u32>) -> u32 {
 /// The bound of a `SAMPLE` launch (1.): the `j`-th largest of the block's
 /// threads' maxima over [`SAMPLE_VECTORS`] whole 16-byte vectors a thread,
 /// spread evenly over the whole vectors of the row at `row_addr` (`vocab`
-/// elements), returned to every thread. Block-wide, with barriers.
+/// elements), returned to one thread. Block-wide, with barriers.
 #[inline(always)]
-fn sampled_bound<E: Element>(row_addr: u64, vocab: u32, j: u32, layout: &FilterLayout) -> u32 {
+fn sampled_bound<E: Element>(
+    row_addr: u64,
+    vocab: u32,
+    j: u32,
+    layout: &FilterLayout,
+) -> Option<u32> {
     let per_vec = 16 / E::SIZE;
     let head = (row_addr % 16) as u32 / E::SIZE;
     let base = row_addr - (head * E::SIZE) as u64;
@@ -144,7 +149,7 @@ fn sampled_bound<E: Element>(row_addr: u64, vocab: u32, j: u32, layout: &FilterL
         let v: [u128; SAMPLE_VECTORS as usize] = core::array::from_fn(|i| vector(i as u32));
         v.iter().map(|&w| vector_top_key::<E>(w)).max().unwrap_or(0)
     };
-    broadcast(bound_of_tops::<E>(top, j, layout.maxima))
+    bound_of_tops::<E>(top, j, layout.maxima)
 }
 
 /// The filter kernels' body (see the module doc), handing row
@@ -165,8 +170,7 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
     // The next launch of the call may take the SM slots this grid leaves.
     launch_dependents();
     if p.mode == mode::SAMPLE {
-        let bound = sampled_bound::<E>(row_addr, p.vocab, p.sample_rank, layout);
-        if thread_idx() == 0 {
+        if let Some(bound) = sampled_bound::<E>(row_addr, p.vocab, p.sample_rank, layout) {
             words.set(at(BOUND), !bound);
         }
         return;
