@@ -456,6 +456,15 @@ fn default_plan_follows_the_sweep() {
         );
     }
     assert!(!plan(64, 50304, 1024).filter && !plan(1, 16000, 50).filter);
+    // A one-pass plan's pool: a region a block, room for its count and
+    // twice its own top k; the merge's candidates hold twice chunks * k.
+    for (b, v, k, room) in [(256, 262144, 50, 128u32), (130, 131072, 50, 128)] {
+        let p = plan(b, v, k);
+        let layout = p.filter_layout();
+        assert!(p.single_pass && layout.room == room, "{layout:?}");
+        assert_eq!(p.pool(), p.chunks * room, "{layout:?}");
+        assert!(layout.capacity >= 2 * p.chunks * k as u32, "{layout:?}");
+    }
     // f32 rows of 262,144 do not fit 16 blocks' registers.
     let f32_plan = TopKConfig::new(1, 262144, 50)
         .with_dtype(DType::F32)

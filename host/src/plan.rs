@@ -366,7 +366,7 @@ impl Plan {
     /// stage 2; the filter body's pool of candidates).
     pub fn pool(&self) -> u32 {
         if self.filter {
-            self.filter_layout().capacity
+            self.filter_layout().pool
         } else if self.chunks > 1 && !self.cluster {
             self.chunks * self.k
         } else {

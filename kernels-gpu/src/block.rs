@@ -317,7 +317,7 @@ pub fn warp_fold<W: LaneWord, F: Fn(W, W) -> W>(v: W, op: F) -> W {
 }
 
 /// A word the warp's lanes can exchange ([`warp_sort_desc`]).
-pub trait LaneWord: Copy + PartialOrd {
+pub trait LaneWord: Copy + PartialOrd + Default {
     /// The value of lane `lane ^ mask`.
     fn shfl_xor(self, mask: u32) -> Self;
 }
@@ -468,13 +468,17 @@ pub const SHORTLIST_MIN: u32 = 257;
 /// first lane as `(rank, word)`. Needs `n <= block_dim()`; every lane of
 /// the block must call it (no barrier inside).
 #[inline(always)]
-pub fn rank_words(buf: Shared<u64>, n: u32) -> Option<(u32, u64)> {
+pub fn rank_words<W: LaneWord>(buf: Shared<W>, n: u32) -> Option<(u32, W)> {
     let mut g = 1;
     while g < 32 && 2 * g * n <= block_dim() {
         g *= 2;
     }
     let (word, part) = (thread_idx() / g, thread_idx() % g);
-    let mine = if word < n { buf.get(word) } else { 0 };
+    let mine = if word < n {
+        buf.get(word)
+    } else {
+        W::default()
+    };
     let mut rank = 0;
     if word < n {
         let above = |j: u32| (buf.get(j) > mine) as u32;

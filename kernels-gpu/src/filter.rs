@@ -13,8 +13,8 @@
 //!   that merge: `.bytes`, of `FilterLayout::new(k, chunks)` for
 //!   `MERGE_LOCAL`);
 //! - `arrivals`: `[batch, filter_words::WORDS]` words, zero before the
-//!   first launch and after the last; `pool`: `[batch, capacity]` sort
-//!   words (the layout's `capacity`);
+//!   first launch and after the last; `pool`: `[batch, pool]` sort words
+//!   (the layout's `pool`);
 //! - the row's top k go to [`Rows::emit`] in the row's merge block,
 //!   torch.topk's order;
 //! - a launch may start before the one before it ends (programmatic stream
@@ -56,14 +56,21 @@
 //! 4. For small `chunks * k` on inputs too large to stay in L2 for a
 //!    second read, a `LOCAL` launch does without 1.: each block's bound
 //!    is the k-th of its threads' largest keys (at or below the row's k-th
-//!    key by itself), so each block keeps a little more than its own top k,
-//!    and the pool has room for about twice `chunks * k`.
+//!    key by itself), so each block keeps a little more than its own top k.
+//!    It writes them to a region of the pool of its own (`room` words: the
+//!    count, then up to `2k` or more words), counted in shared memory: no
+//!    global counter, whose atomic round trip and barriers each block
+//!    would wait for (BENCHMARKS.md v14). `MERGE_LOCAL` gathers the
+//!    regions; a block with more than its region holds makes the row
+//!    overflow (3.: the exact select).
 
 use core::marker::PhantomData;
 
-use crate::block::{block_reserve, compact, radix_select, sort_top, Keys, Scratch};
+use crate::block::{
+    block_reserve, compact, radix_select, sort_top, warp_inclusive_sum, warp_reserve, Keys, Scratch,
+};
 use crate::device::{
-    block_dim, block_idx_x, block_idx_y, launch_dependents, sync_threads, thread_idx,
+    block_dim, block_idx_x, block_idx_y, launch_dependents, shfl_idx, sync_threads, thread_idx,
     wait_for_prerequisite_grid, Global, GlobalMut, Shared,
 };
 use crate::element::{sort_word, Element};
@@ -161,7 +168,7 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
     let words = GlobalMut::<u32>::new(p.arrivals);
     let at = |word: u32| (row * WORDS + word) as u64;
     let pool = GlobalMut::<u64>::new(p.pool);
-    let first = row as u64 * layout.capacity as u64;
+    let first = row as u64 * layout.pool as u64;
     if mode::is_merge(p.mode) {
         wait_for_prerequisite_grid();
         merge_pool::<E, R>(p, layout, rows, row_addr, first);
@@ -190,11 +197,11 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
     }
 
     // 2.
-    let bound = if p.mode == mode::LOCAL {
-        broadcast(slice.bound(p.k, layout.maxima))
-    } else {
-        !words.get_cg(at(BOUND))
-    };
+    if p.mode == mode::LOCAL {
+        append_local(&slice, p, layout, first);
+        return;
+    }
+    let bound = !words.get_cg(at(BOUND));
     slice.append_at_least(
         bound,
         |n| {
@@ -213,6 +220,145 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
     }
 }
 
+/// A `LOCAL` block's appends (4.): the sort words of its elements at or
+/// above its own bound (the k-th of its threads' largest keys) go to its
+/// own region of the row's pool, which starts at word `first` (block `c`:
+/// the `room` words from `first + c * room`, its count in the first, up to
+/// `room - 1` sort words after it), reserved on a shared-memory counter:
+/// no global atomic, no barrier to reserve. Block-wide.
+#[inline(always)]
+fn append_local<E: Element>(slice: &Slice<E>, p: &TopKParams, layout: &FilterLayout, first: u64) {
+    let pool = GlobalMut::<u64>::new(p.pool);
+    let room = layout.room;
+    let region = first + (block_idx_x() * room) as u64;
+    let filled = Shared::<u32>::dynamic(layout.candidates);
+    if thread_idx() == 0 {
+        filled.set(0, 0);
+    }
+    // The bound's barriers order the reset before any append.
+    let bound = broadcast(slice.bound(p.k, layout.maxima));
+    slice.append_at_least(
+        bound,
+        |n| warp_reserve(n, |n| filled.fetch_add(0, n)),
+        |slot, word| {
+            if slot + 1 < room {
+                pool.set(region + 1 + slot as u64, word);
+            }
+        },
+    );
+    sync_threads();
+    if thread_idx() == 0 {
+        pool.set(region, filled.get(0) as u64);
+    }
+}
+
+/// Pool words a merge thread loads at once from a `LOCAL` launch's regions.
+const GATHER_LOADS: u32 = 8;
+
+/// The candidates a `LOCAL` launch left in the regions of the row's pool
+/// from word `first` ([`append_local`]), packed into `candidates` (in any
+/// order); returns their count, above the capacity where a block's
+/// overflowed its region. Every thread loads [`GATHER_LOADS`] words of the
+/// regions (`block_dim()` apart) while the regions' counts go to shared
+/// memory, then keeps the words below their region's count. Block-wide.
+#[inline(always)]
+fn gather_regions(p: &TopKParams, layout: &FilterLayout, first: u64) -> u32 {
+    let pool = GlobalMut::<u64>::new(p.pool);
+    let (room, step) = (layout.room, block_dim());
+    let slots = p.chunks * room;
+    let candidates = Shared::<u64>::dynamic(layout.candidates);
+    let counts = Shared::<u32>::dynamic(layout.spare);
+    let total = Scratch::new().word();
+    let load = |base: u32| -> [u64; GATHER_LOADS as usize] {
+        core::array::from_fn(|u| {
+            let s = base + u as u32 * step + thread_idx();
+            if s < slots {
+                pool.get_cg(first + s as u64)
+            } else {
+                0
+            }
+        })
+    };
+    let mut words = load(0);
+    if thread_idx() == 0 {
+        total.set(0, 0);
+    }
+    let mut r = thread_idx();
+    while r < p.chunks {
+        counts.set(r, pool.get_cg(first + (r * room) as u64) as u32);
+        r += step;
+    }
+    sync_threads();
+    // Rounds of `GATHER_LOADS * step` slots (the same count in every lane).
+    let shift = room.trailing_zeros();
+    let mut base = 0;
+    loop {
+        // Bit u: word u of the round is a candidate.
+        let mut mask = 0;
+        for u in 0..GATHER_LOADS {
+            let s = base + u * step + thread_idx();
+            let (r, i) = (s >> shift, s & (room - 1));
+            let count = if s < slots { counts.get(r) } else { 0 };
+            if i == 0 && count >= room {
+                // The region overflowed: so does the row.
+                total.fetch_add(0, layout.capacity + 1);
+            }
+            mask |= ((i > 0 && i <= count && count < room) as u32) << u;
+        }
+        let n = mask.count_ones();
+        let end = warp_inclusive_sum(n);
+        let mut at = warp_reserve(shfl_idx(end, 31), |n| total.fetch_add(0, n)) + end - n;
+        // Constant indices: the words stay in registers.
+        let mut put = |u: u32, word: u64| {
+            if mask & 1 << u != 0 {
+                if at < layout.capacity {
+                    candidates.set(at, word);
+                }
+                at += 1;
+            }
+        };
+        let [a, b, c, d, e, f, g, h] = words;
+        put(0, a);
+        put(1, b);
+        put(2, c);
+        put(3, d);
+        put(4, e);
+        put(5, f);
+        put(6, g);
+        put(7, h);
+        base += GATHER_LOADS * step;
+        if base >= slots {
+            break;
+        }
+        words = load(base);
+    }
+    sync_threads();
+    total.get(0)
+}
+
+/// The `found` words of `pool` from word `first` into `candidates`, four
+/// loads in flight a thread (the pool sits in L2). Block-wide, ends with a
+/// barrier.
+#[inline(always)]
+fn copy_pool(pool: GlobalMut<u64>, first: u64, found: u32, candidates: Shared<u64>) {
+    let (step, at) = (block_dim(), |i: u32| first + i as u64);
+    let mut i = thread_idx();
+    while i + 3 * step < found {
+        let (a, b) = (pool.get_cg(at(i)), pool.get_cg(at(i + step)));
+        let (c, d) = (pool.get_cg(at(i + 2 * step)), pool.get_cg(at(i + 3 * step)));
+        candidates.set(i, a);
+        candidates.set(i + step, b);
+        candidates.set(i + 2 * step, c);
+        candidates.set(i + 3 * step, d);
+        i += 4 * step;
+    }
+    while i < found {
+        candidates.set(i, pool.get_cg(at(i)));
+        i += step;
+    }
+    sync_threads();
+}
+
 /// The merge launch's block of row `blockIdx.y` (3.): sorts the row's
 /// pool (from word `first` of `p.pool`; or, on overflow, the row's exact
 /// top k), hands the first k to `rows` and resets the row's words.
@@ -229,29 +375,20 @@ fn merge_pool<E: Element, R: Rows<E>>(
     let pool = GlobalMut::<u64>::new(p.pool);
     let words = GlobalMut::<u32>::new(p.arrivals);
     let at = |word: u32| (row * WORDS + word) as u64;
-    let found = words.get_cg(at(FOUND));
     let (candidates, spare) = (
         Shared::<u64>::dynamic(layout.candidates),
         Shared::<u64>::dynamic(layout.spare),
     );
+    let local = p.mode == mode::MERGE_LOCAL;
+    let found = if local {
+        gather_regions(p, layout, first)
+    } else {
+        words.get_cg(at(FOUND))
+    };
     let count = if found >= p.k && found <= layout.capacity {
-        // Four loads in flight a thread (the pool sits in L2).
-        let (step, at) = (block_dim(), |i: u32| first + i as u64);
-        let mut i = thread_idx();
-        while i + 3 * step < found {
-            let (a, b) = (pool.get_cg(at(i)), pool.get_cg(at(i + step)));
-            let (c, d) = (pool.get_cg(at(i + 2 * step)), pool.get_cg(at(i + 3 * step)));
-            candidates.set(i, a);
-            candidates.set(i + step, b);
-            candidates.set(i + 2 * step, c);
-            candidates.set(i + 3 * step, d);
-            i += 4 * step;
+        if !local {
+            copy_pool(pool, first, found, candidates);
         }
-        while i < found {
-            candidates.set(i, pool.get_cg(at(i)));
-            i += step;
-        }
-        sync_threads();
         found
     } else {
         exact_row::<E>(row_addr, p.vocab, p.k, candidates);

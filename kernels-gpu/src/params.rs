@@ -295,7 +295,8 @@ pub mod filter_words {
     /// The row's filter bound after a `BOUND` launch: the smallest of the
     /// blocks' bounds, bit-inverted (folded with an atomic max).
     pub const BOUND: u32 = 0;
-    /// Elements appended (past the capacity only counted).
+    /// Elements appended (past the capacity only counted; unused by
+    /// `LOCAL` launches, which count in their pool regions).
     pub const FOUND: u32 = 1;
     /// Words per row.
     pub const WORDS: u32 = 3;
@@ -303,18 +304,23 @@ pub mod filter_words {
 
 /// Byte offsets in the dynamic shared memory of the filter kernel
 /// (`topk_filter_<dtype>`), after the scratch header: the threads' largest
-/// keys of the bound (`4 * MAX_THREADS` bytes; all a `BOUND`, `FILTER` or
-/// `LOCAL` launch needs, `bound_bytes`), then for a merge the
+/// keys of the bound (`4 * MAX_THREADS` bytes; with one word more, a
+/// `LOCAL` block's fill counter, all a `BOUND`, `FILTER` or `LOCAL` launch
+/// needs, `bound_bytes`), then for a merge the
 /// candidates and as many spare words for their sort (`capacity` each:
 /// `cluster_capacity(k)`, and after a `LOCAL` launch of `chunks` blocks a
 /// row at least `2 * chunks * k`, rounded up to a power of two: each block
-/// keeps a little more than its own top k).
+/// keeps a little more than its own top k). `pool`: the pool's words a
+/// row (`capacity`; after a `LOCAL` launch a region of `room` words a
+/// block, its count and up to `room - 1` sort words).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FilterLayout {
     pub maxima: u32,
     pub candidates: u32,
     pub spare: u32,
     pub capacity: u32,
+    pub room: u32,
+    pub pool: u32,
     pub bound_bytes: u32,
     pub bytes: u32,
 }
@@ -329,12 +335,22 @@ impl FilterLayout {
         let capacity = cluster_capacity(k);
         let capacity = if own > capacity { own } else { capacity };
         let spare = candidates + 8 * capacity;
+        // Room for twice a block's own top k, and its count.
+        let room = (2 * k + 1).next_power_of_two();
+        let pool = if local_chunks > 0 {
+            local_chunks * room
+        } else {
+            capacity
+        };
         FilterLayout {
             maxima,
             candidates,
             spare,
             capacity,
-            bound_bytes: candidates,
+            room,
+            pool,
+            // A `LOCAL` block's fill counter: the candidates' first word.
+            bound_bytes: candidates + 8,
             bytes: spare + 8 * capacity,
         }
     }

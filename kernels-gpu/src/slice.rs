@@ -8,13 +8,13 @@ use core::marker::PhantomData;
 #[cfg(doc)]
 use crate::block::{block_reserve, warp_reserve};
 use crate::block::{
-    radix_select, rank_words, warp_append, warp_inclusive_sum, warp_sort_desc, Scratch,
+    radix_select, rank_words, warp_append, warp_inclusive_sum, warp_sort_desc, LaneWord, Scratch,
 };
 use crate::device::{
-    ballot, block_dim, lane, load_nc_v4, max_nan_bf16x2, max_nan_f16x2, max_nan_f32,
-    not_below_bf16x2, not_below_f16x2, shfl_idx, sync_threads, thread_idx, warp, Global, Shared,
+    block_dim, lane, load_nc_v4, max_nan_bf16x2, max_nan_f16x2, max_nan_f32, not_below_bf16x2,
+    not_below_f16x2, shfl_idx, sync_threads, thread_idx, warp, Global, Shared,
 };
-use crate::element::{sort_word, DType, Element, F16};
+use crate::element::{sort_word, DType, Element, NAN_KEY};
 use crate::params::CLUSTER_VECTORS;
 
 /// A block's share of its row, in registers. Positions count from the
@@ -58,13 +58,13 @@ impl<E: Element> Slice<E> {
         }
         let load = |j: u32| -> u128 {
             let v = j * block_dim() + thread_idx();
-            let first = v * Self::PER_VEC;
+            if Self::whole(head, n, v) {
+                return load_vector(base + 16 * v as u64);
+            }
             if v >= vectors {
                 return fill;
             }
-            if first >= head && first + Self::PER_VEC <= head + n {
-                return load_vector(base + 16 * v as u64);
-            }
+            let first = v * Self::PER_VEC;
             let mut x = fill;
             for l in 0..Self::PER_VEC {
                 let pos = first + l;
@@ -88,6 +88,16 @@ impl<E: Element> Slice<E> {
             vectors,
             element: PhantomData,
         }
+    }
+
+    /// Whether vector `v` of a share of `n` elements after `head` positions
+    /// holds only the share's elements: vectors `lo..lo + count` (one
+    /// compare a vector on the usual path).
+    #[inline(always)]
+    fn whole(head: u32, n: u32, v: u32) -> bool {
+        let lo = (head > 0) as u32;
+        let count = ((head + n) / Self::PER_VEC).saturating_sub(lo);
+        v.wrapping_sub(lo) < count
     }
 
     /// Calls `f(key, index)` for every position of every vector slot any
@@ -149,32 +159,6 @@ impl<E: Element> Slice<E> {
 pub fn load_vector(addr: u64) -> u128 {
     let w = load_nc_v4(addr);
     w[0] as u128 | (w[1] as u128) << 32 | (w[2] as u128) << 64 | (w[3] as u128) << 96
-}
-
-/// The largest value of a 16-byte vector of `E`, as `f32`: NaN if any
-/// element is NaN, and `-0.0` may stand for a `+0.0` (so a test `max <
-/// floor` that skips the vector never skips an element whose value is at
-/// or above the floor).
-#[inline(always)]
-fn vector_max<E: Element>(w: u128) -> f32 {
-    let (a, b, c, d) = (
-        w as u32,
-        (w >> 32) as u32,
-        (w >> 64) as u32,
-        (w >> 96) as u32,
-    );
-    match E::DTYPE {
-        DType::BF16 => {
-            let m = pair_max::<E>(pair_max::<E>(a, b), pair_max::<E>(c, d));
-            f32::from_bits(max_nan_f32(m << 16, m & 0xffff_0000))
-        }
-        DType::F16 => {
-            let m = pair_max::<E>(pair_max::<E>(a, b), pair_max::<E>(c, d));
-            let (lo, hi) = (F16::to_f32(m & 0xffff), F16::to_f32(m >> 16));
-            f32::from_bits(max_nan_f32(lo.to_bits(), hi.to_bits()))
-        }
-        DType::F32 => f32::from_bits(pair_max::<E>(pair_max::<E>(a, b), pair_max::<E>(c, d))),
-    }
 }
 
 /// Bit `l` set where element `l` of the 16-byte vector `w` of `E` is not
@@ -265,10 +249,11 @@ impl<E: Element> Slice<E> {
     /// least `bound`, and perhaps a `-0.0` more), at the slots from the
     /// first slot `reserve(n)` hands a warp that keeps `n` (every lane of
     /// every warp calls it, `n` perhaps 0: [`warp_reserve`] or
-    /// [`block_reserve`]). A warp skips a vector slot where no lane's
-    /// vector reaches the value ([`vector_max`]; on logits most do); else
-    /// each thread tests its elements as `f32` into a mask. Then the warp
-    /// scans its counts, reserves once and each thread writes its own.
+    /// [`block_reserve`]). Each thread tests its elements into a mask,
+    /// packed compares as `f32` (no test of the vector's maximum first: on
+    /// logits most warps hold a candidate in most vector slots, BENCHMARKS.md
+    /// v14). Then the warp scans its counts, reserves once and each thread
+    /// writes its own.
     /// Every lane of the warp must call it.
     #[inline(always)]
     pub fn append_at_least<F, P>(&self, bound: u32, reserve: F, put: P)
@@ -283,15 +268,10 @@ impl<E: Element> Slice<E> {
             if j as u32 * block_dim() >= self.vectors {
                 return 0;
             }
-            let w = self.words[j];
-            let reaches = !(vector_max::<E>(w) < floor);
-            if ballot(reaches) == 0 || !reaches {
-                return 0;
-            }
-            let first = (j as u32 * block_dim() + thread_idx()) * Self::PER_VEC;
-            let all = u32::MAX >> (32 - Self::PER_VEC);
-            let inside = if first >= self.head && first + Self::PER_VEC <= self.head + self.n {
-                all
+            let v = j as u32 * block_dim() + thread_idx();
+            let first = v * Self::PER_VEC;
+            let inside = if Self::whole(self.head, self.n, v) {
+                u32::MAX >> (32 - Self::PER_VEC)
             } else {
                 // An edge vector: its positions outside the share hold -inf,
                 // which a -inf floor would keep.
@@ -300,7 +280,7 @@ impl<E: Element> Slice<E> {
                     m | ((pos >= self.head && pos < self.head + self.n) as u32) << l
                 })
             };
-            not_below::<E>(w, floor, floor_bits) & inside
+            not_below::<E>(self.words[j], floor, floor_bits) & inside
         };
         let masks = [kept(0), kept(1), kept(2), kept(3), kept(4)];
         let count = masks.iter().map(|m| m.count_ones()).sum::<u32>();
@@ -345,6 +325,59 @@ impl<E: Element> Slice<E> {
     }
 }
 
+/// A key and the position of its offer in one word, ordered by (key
+/// descending, position ascending): 32 bits for 16-bit keys (left-aligned,
+/// [`crate::element::Element::key`]; a cheaper rank count), 64 for 32-bit
+/// ones.
+trait Offer: LaneWord {
+    fn pack(key: u32, position: u32) -> Self;
+    fn key(self) -> u32;
+}
+
+impl Offer for u32 {
+    #[inline(always)]
+    fn pack(key: u32, position: u32) -> u32 {
+        key & 0xffff_0000 | (0xffff - position)
+    }
+    #[inline(always)]
+    fn key(self) -> u32 {
+        // The NaN key's upper half is all ones; no other key's is.
+        if self >= 0xffff_0000 {
+            NAN_KEY
+        } else {
+            self & 0xffff_0000
+        }
+    }
+}
+
+impl Offer for u64 {
+    #[inline(always)]
+    fn pack(key: u32, position: u32) -> u64 {
+        (key as u64) << 32 | (u32::MAX - position) as u64
+    }
+    #[inline(always)]
+    fn key(self) -> u32 {
+        (self >> 32) as u32
+    }
+}
+
+/// The `j`-th largest of the warps' first `per` keys of `sorted` (each
+/// warp's keys sorted descending over its lanes), `offered` in all: the
+/// one with `j - 1` above it in (key descending, position ascending)
+/// order, by a rank count, returned to one thread. Block-wide, with a
+/// barrier.
+#[inline(always)]
+fn rank_offers<W: Offer>(sorted: u32, per: u32, offered: u32, j: u32, maxima: u32) -> Option<u32> {
+    let words = Shared::<W>::dynamic(maxima);
+    let position = warp() * per + lane();
+    if lane() < per {
+        words.set(position, W::pack(sorted, position));
+    }
+    sync_threads();
+    let (rank, word) = rank_words(words, offered)?;
+    (rank == j - 1).then_some(word.key())
+}
+
 /// The `j`-th largest of the block's keys `top` (one a thread), returned
 /// to one thread. Each warp sorts its 32 keys by shuffles and offers
 /// its top few ([`TOPS_PER_WARP`]), and a rank count over the offers picks
@@ -361,20 +394,12 @@ pub fn bound_of_tops<E: Element>(top: u32, j: u32, maxima: u32) -> Option<u32> {
     });
     let offered = per * warps;
     if offered >= j {
-        // The one with j - 1 above it in (key descending, position
-        // ascending) order.
-        let words = Shared::<u64>::dynamic(maxima);
         let sorted = warp_sort_desc(top);
-        let position = warp() * per + lane();
-        if lane() < per {
-            words.set(
-                position,
-                (sorted as u64) << 32 | (u32::MAX - position) as u64,
-            );
+        if E::KEY_BITS == 16 {
+            rank_offers::<u32>(sorted, per, offered, j, maxima)
+        } else {
+            rank_offers::<u64>(sorted, per, offered, j, maxima)
         }
-        sync_threads();
-        let (rank, word) = rank_words(words, offered)?;
-        (rank == j - 1).then_some((word >> 32) as u32)
     } else {
         let keys = Shared::<u32>::dynamic(maxima);
         keys.set(thread_idx(), top);
