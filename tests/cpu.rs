@@ -433,10 +433,12 @@ fn default_plan_follows_the_sweep() {
     // threads holding up to 15,296 16-bit elements (12,224 where the longer
     // blocks leave each a share of the bound above 72 keys), where each
     // block's share of the bound is at most 96 keys; else the chunked body.
-    // One pass where k fits the rank count, chunks * k <= 1024 and the
-    // logits have 32 MiB or more; a merge launch for one pass or k > 256.
+    // One pass where k <= 64 and chunks * k <= 1024; a merge launch for
+    // one pass or k > 256.
     for (b, v, k, blocks, single, merge_launch) in [
-        (33, 50304, 50, 4, false, false),
+        (33, 50304, 50, 4, true, true),
+        (64, 128256, 64, 9, true, true),
+        (64, 128256, 65, 9, false, false),
         (130, 131072, 50, 9, true, true),
         (33, 50304, 200, 4, false, false),
         (64, 151936, 1024, 13, false, true),

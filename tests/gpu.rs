@@ -336,8 +336,8 @@ fn cluster_body_on_every_distribution() {
 }
 
 /// The filter body (the default plan of longer batches) on every
-/// distribution and dtype: two launches and (130 x 131,072: 32 MiB and more)
-/// one, shares of one to many blocks, partial vectors, bounds from the rank
+/// distribution and dtype: two launches (k above 64) and one (each block
+/// appends to a pool region of its own), shares of one to many blocks, partial vectors, bounds from the rank
 /// count and from the radix fallback, bounds from a `BOUND` launch and
 /// sampled ones, pools that overflow (ties) into the last block's exact
 /// select, and (`Dist::Spikes` at 33 x 393,216 k=2000: the sample sees
@@ -349,13 +349,14 @@ fn filter_body_on_every_distribution() {
     let (kernels, stream) = setup();
     // (batch, vocab, k, sampled bound)
     for (batch, vocab, k, sampled) in [
+        (33, 50304, 100, false),
         (33, 50304, 50, false),
         (33, 16411, 7, false),
         (20, 65536, 300, true),
         (24, 151936, 1024, true),
         (33, 20001, 1, false),
         (130, 131072, 50, false),
-        (300, 16411, 50, true),
+        (300, 16411, 100, true),
         (33, 393216, 2000, true),
     ] {
         let config = TopKConfig::new(batch, vocab, k);

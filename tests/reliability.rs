@@ -86,9 +86,10 @@ fn check_at_offset<T: Logit>(
 /// The shapes every code path takes: one chunk and many, rank sort and
 /// bitonic sort, vocab not a multiple of the vector width, k = vocab, k =
 /// 2048 on f32 (longer chunks), inputs at odd element offsets; the filter
-/// body merging in the row's last block (17 rows; 33 rows of 50,304 after
-/// a `BOUND` launch), in a merge launch after a `SAMPLE` launch (33 rows,
-/// k = 300) and after one pass (65 rows, over 32 MiB). On `NanInf` rows.
+/// body merging in the row's last block (17 rows after a `SAMPLE` launch;
+/// 33 rows of 50,304 after a `BOUND` launch), in a merge launch after a
+/// `SAMPLE` launch (33 rows, k = 300) and after one pass (65 rows, k = 50).
+/// On `NanInf` rows.
 const SANITIZER_SHAPES: [(usize, usize, usize, usize); 13] = [
     (1, 50304, 50, 0),
     (4, 50304, 200, 1),
@@ -99,9 +100,9 @@ const SANITIZER_SHAPES: [(usize, usize, usize, usize); 13] = [
     (1, 1, 1, 1),
     (5, 12345, 300, 7),
     (1, 300_000, 2048, 2),
-    (17, 262_147, 50, 1),
+    (17, 262_147, 100, 1),
     (33, 151_936, 300, 2),
-    (33, 50304, 50, 1),
+    (33, 50304, 100, 1),
     (65, 262_147, 50, 3),
 ];
 

@@ -67,14 +67,20 @@ pub const FILTER_MIN_VOCAB: usize = 16_384;
 /// more candidates: 64 x 151,936 k=1024 0.040 -> 0.056 ms; elsewhere the
 /// longer blocks measured faster, BENCHMARKS.md v8).
 pub const FILTER_VECTORS: u32 = CLUSTER_VECTORS;
-/// The filter body runs in one launch where `chunks * k` is at most this
-/// (and k fits a block's rank count: each block keeps about its own top k)
-/// ...
+/// The filter body runs in one launch (`LOCAL`, then `MERGE_LOCAL`) where
+/// `chunks * k` is at most this (each block keeps about its own top k) ...
 pub const FILTER_SINGLE_PASS_POOL: u32 = 1024;
-/// ... and the largest batch's logits have at least this many bytes (less
-/// stays in L2 for the second launch's read, which then costs less than the
-/// larger pools of one launch; measured, BENCHMARKS.md).
-pub const FILTER_SINGLE_PASS_BYTES: u64 = 32 << 20;
+/// ... and k is at most this: a block's bound (the k-th of its threads'
+/// maxima, from six offers a warp) stays tight, so a block keeps about
+/// 1.1-1.3 k (a simulation of randn blocks of 14,592: at most 1.3 k up to
+/// 64, 1.9-2.4 k at 72 and 96, where eight offers a warp give the bound;
+/// measured, BENCHMARKS.md v14: 256 x 151,936 k=96 in one pass overflowed
+/// its pool into the exact select, 0.598 ms against 0.050 in two). Since
+/// one-pass blocks append to regions of their own (v14) one pass measured
+/// faster than two at every size (33 x 50,304 k=50 0.0092 ms against
+/// 0.0102, 128 x 50,304 0.0134 / 0.0151, 64 x 128,256 0.0147 / 0.0155,
+/// 512 x 50,304 k=64 0.0396 / 0.0525; 64 x 65,536 and 48 x 262,144 even).
+pub const FILTER_SINGLE_PASS_MAX_K: u32 = 64;
 /// A two-pass filter plan for a `k` at most this sorts each row's pool in
 /// the row's last block of its `FILTER` launch (`FILTER_MERGE`); larger
 /// `k`, and every single-pass plan, in a `MERGE` launch of its own, so no
@@ -311,10 +317,10 @@ impl Plan {
     /// holding about [`FILTER_VECTORS`] vectors each, if each block's share of the
     /// bound `ceil(k / chunks)` fits its rank count (8 keys from each warp)
     /// and the merge block's candidates fit `smem_limit`; in one pass
-    /// where `k` itself fits the rank count, `chunks * k` is at most
-    /// [`FILTER_SINGLE_PASS_POOL`] and `max_batch` rows have at least
-    /// [`FILTER_SINGLE_PASS_BYTES`]; with a merge launch unless two passes
-    /// with `k` at most [`FILTER_LAST_BLOCK_MAX_K`].
+    /// where `k` is at most [`FILTER_SINGLE_PASS_MAX_K`] (and fits the rank
+    /// count) and `chunks * k` at most [`FILTER_SINGLE_PASS_POOL`]; with a
+    /// merge launch unless two passes with `k` at most
+    /// [`FILTER_LAST_BLOCK_MAX_K`].
     pub fn filter(
         vocab: u32,
         k: u32,
@@ -338,9 +344,8 @@ impl Plan {
             long if 4 * k.div_ceil(long.chunks) <= 3 * ranked => long,
             _ => blocks(FILTER_VECTORS - 1),
         };
-        let single_pass = k <= ranked
-            && plan.chunks * k <= FILTER_SINGLE_PASS_POOL
-            && max_batch as u64 * vocab as u64 * size as u64 >= FILTER_SINGLE_PASS_BYTES;
+        let single_pass =
+            k <= ranked.min(FILTER_SINGLE_PASS_MAX_K) && plan.chunks * k <= FILTER_SINGLE_PASS_POOL;
         let bytes = max_batch as u64 * vocab as u64 * size as u64;
         let sampled = std::env::var(SAMPLE_ENV).as_deref() != Ok("off")
             && (k > FILTER_LAST_BLOCK_MAX_K || bytes > FILTER_SAMPLE_BYTES);

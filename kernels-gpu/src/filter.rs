@@ -53,8 +53,8 @@
 //!    selects the row's k-th key itself, streaming the row from global
 //!    memory (a block radix select, then an ordered compaction in row
 //!    order: ties at the k-th key to the lowest indices) and sorts those k.
-//! 4. For small `chunks * k` on inputs too large to stay in L2 for a
-//!    second read, a `LOCAL` launch does without 1.: each block's bound
+//! 4. For k up to 64 and small `chunks * k` (the host's plan), a `LOCAL`
+//!    launch does without 1.: each block's bound
 //!    is the k-th of its threads' largest keys (at or below the row's k-th
 //!    key by itself), so each block keeps a little more than its own top k.
 //!    It writes them to a region of the pool of its own (`room` words: the

@@ -302,6 +302,9 @@ pub mod filter_words {
     pub const WORDS: u32 = 3;
 }
 
+/// Fewest words of a `LOCAL` block's pool region ([`FilterLayout::room`]).
+pub const LOCAL_MIN_ROOM: u32 = 32;
+
 /// Byte offsets in the dynamic shared memory of the filter kernel
 /// (`topk_filter_<dtype>`), after the scratch header: the threads' largest
 /// keys of the bound (`4 * MAX_THREADS` bytes; with one word more, a
@@ -335,8 +338,14 @@ impl FilterLayout {
         let capacity = cluster_capacity(k);
         let capacity = if own > capacity { own } else { capacity };
         let spare = candidates + 8 * capacity;
-        // Room for twice a block's own top k, and its count.
+        // Room for twice a block's own top k and its count, and for a few
+        // ties at the bound where k is small.
         let room = (2 * k + 1).next_power_of_two();
+        let room = if room < LOCAL_MIN_ROOM {
+            LOCAL_MIN_ROOM
+        } else {
+            room
+        };
         let pool = if local_chunks > 0 {
             local_chunks * room
         } else {
