@@ -180,8 +180,9 @@ pub struct Plan {
     /// (`MERGE`, `MERGE_LOCAL`) rather than in the row's last block of the
     /// `FILTER` launch (`FILTER_MERGE`).
     pub merge_launch: bool,
-    /// A two-pass filter plan's [`sample_rank`]: its `FILTER` blocks sample
-    /// their bound, with no `BOUND` launch; 0: a `BOUND` launch.
+    /// A two-pass filter plan's [`sample_rank`]: a `SAMPLE` launch (one
+    /// block a row) sets each row's bound in place of the `BOUND` launch;
+    /// 0: a `BOUND` launch.
     pub sample_rank: u32,
 }
 
