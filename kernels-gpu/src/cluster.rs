@@ -9,33 +9,41 @@
 //!   (multiple of 32, 256..=1024); `pool` and `arrivals` unused;
 //! - dynamic shared memory `ClusterLayout::new(k).bytes`, plus what the
 //!   [`Rows`] keeps after it;
-//! - the row's top k go to [`Rows::emit`] in block 0, torch.topk's order.
+//! - the row's top k go to [`Rows::emit`], torch.topk's order: from every
+//!   block, or (where the rows are [`Rows::gathered`]) sent to block 0's
+//!   shared memory, which then runs [`Rows::finish`].
 //!
-//! Blocks exchange data only by asynchronous stores into each other's
-//! shared memory that complete the receiver's mbarrier ([`Peer::send`]):
-//! no fence, no cluster barrier but the one at the start (every block has
-//! started and set up its mbarriers before anything is sent to it).
+//! Blocks exchange data only by asynchronous stores and bulk copies into
+//! each other's shared memory that complete the receiver's mbarrier
+//! ([`Peer::send`], [`Peer::copy`]): no cluster barrier but the one at the
+//! start (every block has started and set up its mbarriers before anything
+//! is sent to it), and every block waits for all that is sent to it before
+//! it exits.
 //!
 //! 1. Filter bound: each block finds the `j = ceil(k / C)`-th largest of
 //!    its threads' largest keys ([`Slice::bound`]: at least `j` of the
 //!    block's elements are at or above it) and sends it to every block.
 //!    The smallest of the `C` bounds has at least `k` of the row's elements
 //!    at or above it: it is at or below the row's k-th key.
-//! 2. Every block sends the sort words of its elements at or above the
-//!    bound to its own region of block 0's candidates (a block-local
-//!    counter; on logits, 2-3k elements in all), then its count to block
-//!    0, and exits.
-//! 3. Block 0 waits for the counts, then for the candidates they announce.
-//!    If every region held its block's (the usual case) it packs them;
-//!    else (heavy ties, adversarial rows) it selects the row's top k itself
-//!    from global memory ([`exact_row`]).
-//! 4. Block 0 sorts the candidates' top k ([`sort_top`]; the first k are
-//!    the row's top k).
+//! 2. Every block appends the sort words of its elements at or above the
+//!    bound to its own region of its candidates (a block-local counter; on
+//!    logits 2-3k elements in all, a few a block) and sends its count to
+//!    every block.
+//! 3. Every block sorts its region ([`sort_desc`]) and copies it to its
+//!    region of every peer's candidates (one bulk copy a peer), then waits
+//!    for the counts and the peers' regions.
+//! 4. If every region held its block's (the usual case), every block ranks
+//!    its own words among all the candidates (its own sorted place plus a
+//!    binary search of each peer's sorted region) and emits those ranked
+//!    below k: each of the row's top k once. Else (heavy ties, adversarial
+//!    rows) block 0 selects the row's top k itself from global memory
+//!    ([`exact_row`]) and sorts them ([`sort_top`]).
 
-use crate::block::{sort_top, warp_fold, warp_inclusive_sum, warp_reserve};
+use crate::block::{sort_desc, sort_top, warp_fold, warp_reserve};
 use crate::device::{
     block_dim, block_idx_y, cluster_arrive_relaxed, cluster_rank, cluster_wait,
-    fence_mbarrier_init, lane, shfl_idx, sync_threads, thread_idx, warp, MBarrier, Shared,
+    fence_mbarrier_init, fence_proxy_async_shared, lane, shfl_idx, shfl_xor, sync_threads,
+    thread_idx, MBarrier, Shared,
 };
 use crate::element::Element;
 use crate::filter::exact_row;
@@ -44,12 +52,13 @@ use crate::params::cluster_words::{BOUNDS, COUNTS, FILTERED};
 use crate::params::{cluster_bars, ClusterLayout, TopKParams};
 use crate::slice::Slice;
 
-/// The block's mbarriers (block 0 uses all three, the others `bounds`).
+/// The block's mbarriers (`ranked` in block 0 alone).
 #[derive(Clone, Copy)]
 struct Bars {
     bounds: MBarrier,
     counts: MBarrier,
     candidates: MBarrier,
+    ranked: MBarrier,
 }
 
 impl Bars {
@@ -59,6 +68,7 @@ impl Bars {
             bounds: MBarrier::at(layout.bars + cluster_bars::BOUNDS),
             counts: MBarrier::at(layout.bars + cluster_bars::COUNTS),
             candidates: MBarrier::at(layout.bars + cluster_bars::CANDIDATES),
+            ranked: MBarrier::at(layout.bars + cluster_bars::RANKED),
         }
     }
 }
@@ -95,84 +105,173 @@ fn filter_bound<E: Element>(
     warp_fold(own, u32::min)
 }
 
-/// Sends the sort words of the slice's elements at or above `bound` to
-/// this block's region of block 0's candidates (the first `room`), then
-/// their count to block 0 (2.). Block-wide.
+/// Appends the sort words of the slice's elements at or above `bound` to
+/// this block's own region of its candidates (the first `room`: region
+/// `cluster_rank()`, which no peer writes), then sends their count to every
+/// block (2.); returns the count (more than `room` when some were
+/// dropped). Block-wide.
 #[inline(always)]
-fn send_candidates<E: Element>(
+fn append_own<E: Element>(
     slice: &Slice<E>,
     bound: u32,
     room: u32,
+    blocks: u32,
     bars: Bars,
     layout: &ClusterLayout,
-) {
+) -> u32 {
     let rank = cluster_rank();
     let words = Shared::<u32>::dynamic(layout.words);
-    let candidates = Shared::<u64>::dynamic(layout.candidates).peer(0);
-    let landed = bars.candidates.peer(0);
+    let own = Shared::<u64>::dynamic(layout.candidates + 8 * rank * room);
     slice.append_at_least(
         bound,
         |n| warp_reserve(n, |n| words.fetch_add(FILTERED, n)),
         |slot, word| {
             if slot < room {
-                candidates.send(rank * room + slot, word, landed)
+                own.set(slot, word)
             }
         },
     );
     sync_threads();
-    if thread_idx() == 0 {
+    let count = words.get(FILTERED);
+    if thread_idx() < blocks {
+        let peer = thread_idx();
         words
-            .peer(0)
-            .send(COUNTS + rank, words.get(FILTERED), bars.counts.peer(0));
+            .peer(peer)
+            .send(COUNTS + rank, count, bars.counts.peer(peer));
     }
+    count
 }
 
-/// Block 0 waits for every block's count and the candidates they announce
-/// (3.) and packs them into `dense` (region order); returns their count,
-/// or `None` when some block found more than its region holds. Block-wide.
+/// Sorts this block's `count <= room` candidates (its region, `dense` as
+/// the spare) and copies them to its region of every peer's candidates, a
+/// bulk copy a peer of `count` words rounded up to even (3.); returns the
+/// buffer holding them sorted. Block-wide.
 #[inline(always)]
-fn receive_candidates(room: u32, blocks: u32, bars: Bars, layout: &ClusterLayout) -> Option<u32> {
+fn share_own(
+    count: u32,
+    room: u32,
+    blocks: u32,
+    bars: Bars,
+    layout: &ClusterLayout,
+) -> Shared<u64> {
+    let rank = cluster_rank();
+    let own = Shared::<u64>::dynamic(layout.candidates + 8 * rank * room);
+    let sorted = sort_desc(own, Shared::dynamic(layout.dense), count);
+    fence_proxy_async_shared();
+    sync_threads();
+    let peer = thread_idx();
+    if peer < blocks && peer != rank && count > 0 {
+        Shared::<u64>::dynamic(layout.candidates).peer(peer).copy(
+            rank * room,
+            sorted,
+            count.next_multiple_of(2),
+            bars.candidates.peer(peer),
+        );
+    }
+    sorted
+}
+
+/// The cluster's candidate counts (lane `q` of every warp holds block `q`'s)
+/// once every block has sent its own.
+#[derive(Clone, Copy)]
+struct Counts {
+    /// Block `lane()`'s count (0 for lanes past the cluster).
+    mine: u32,
+    /// Their sum.
+    total: u32,
+    /// Whether some block found more than its region holds.
+    overflow: bool,
+}
+
+/// Waits for every block's count (2.), then for the lists of the peers
+/// whose lists fit their regions (3.): every byte sent to this block has
+/// landed when it returns (so it may exit). Block-wide.
+#[inline(always)]
+fn receive_lists(room: u32, blocks: u32, bars: Bars, layout: &ClusterLayout) -> Counts {
     let words = Shared::<u32>::dynamic(layout.words);
     bars.counts.wait();
-    // Each warp scans the counts: lane b learns where region b starts.
-    let count = if lane() < blocks {
+    let mine = if lane() < blocks {
         words.get(COUNTS + lane())
     } else {
         0
     };
-    let overflow = warp_fold(count, u32::max) > room;
-    let count = count.min(room);
-    let end = warp_inclusive_sum(count);
-    let total = shfl_idx(end, 31);
+    let overflow = warp_fold(mine, u32::max) > room;
+    let total = warp_fold(mine, |a, b| a + b);
+    let sent = if lane() == cluster_rank() || mine > room {
+        0
+    } else {
+        mine.next_multiple_of(2)
+    };
+    let sent = warp_fold(sent, |a, b| a + b);
     if thread_idx() == 0 {
-        bars.candidates.arrive_expect(8 * total);
+        bars.candidates.arrive_expect(8 * sent);
     }
     bars.candidates.wait();
-    if overflow {
-        return None;
+    Counts {
+        mine,
+        total,
+        overflow,
     }
-    let start = end - count;
-    let (from, to) = (
-        Shared::<u64>::dynamic(layout.candidates),
-        Shared::<u64>::dynamic(layout.dense),
-    );
-    // Warp w copies regions w, w + warps, ... (its lanes the slots).
-    let mut b = warp();
-    while b < blocks {
-        let (n, first) = (shfl_idx(count, b), shfl_idx(start, b));
-        let mut i = lane();
-        while i < n {
-            to.set(first + i, from.get(b * room + i));
-            i += 32;
-        }
-        b += block_dim() / 32;
-    }
-    sync_threads();
-    Some(total)
 }
 
-/// The cluster kernels' body (see the module doc), handing row `blockIdx.y`'s
-/// top k to `rows` in block 0.
+/// Hands `place(rank, word)` every word of this block's sorted list `own`
+/// whose rank in the cluster's candidates is below `k` (4.): its place in
+/// `own` plus, for each peer, the count of the peer's words above it (a
+/// binary search of the peer's sorted region), one lane a block, lanes
+/// summed by shuffles. Every thread must call it (no barrier inside).
+#[inline(always)]
+fn rank_own<F: Fn(u32, u64)>(
+    own: Shared<u64>,
+    counts: Counts,
+    room: u32,
+    blocks: u32,
+    k: u32,
+    layout: &ClusterLayout,
+    place: F,
+) {
+    let count = shfl_idx(counts.mine, cluster_rank());
+    // Groups of `g` lanes a word, lane `q` of a group searching block `q`.
+    let g = blocks.next_power_of_two();
+    let items = count * g;
+    let mut base = thread_idx() - lane();
+    while base < items {
+        let item = base + lane();
+        let (i, q) = (item / g, item % g);
+        let n = shfl_idx(counts.mine, q);
+        let mut above = 0;
+        if item < items {
+            let word = own.get(i);
+            if q == cluster_rank() {
+                above = i;
+            } else if q < blocks {
+                let list = Shared::<u64>::dynamic(layout.candidates + 8 * q * room);
+                let mut step = if n == 0 {
+                    0
+                } else {
+                    1 << (31 - n.leading_zeros())
+                };
+                while step > 0 {
+                    if above + step <= n && list.get(above + step - 1) > word {
+                        above += step;
+                    }
+                    step /= 2;
+                }
+            }
+        }
+        let mut d = 1;
+        while d < g {
+            above += shfl_xor(above, d);
+            d *= 2;
+        }
+        if item < items && q == 0 && above < k {
+            place(above, own.get(i));
+        }
+        base += block_dim();
+    }
+}
+
+/// The cluster kernels' body (see the module doc), handing row
+/// `blockIdx.y`'s top k to `rows`.
 #[inline(always)]
 pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayout, rows: &R) {
     let rank = cluster_rank();
@@ -192,10 +291,11 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
         Shared::<u32>::dynamic(layout.words).set(FILTERED, 0);
         bars.bounds.init();
         bars.bounds.arrive_expect(4 * p.chunks);
+        bars.counts.init();
+        bars.counts.arrive_expect(4 * p.chunks);
+        bars.candidates.init();
         if rank == 0 {
-            bars.counts.init();
-            bars.counts.arrive_expect(4 * p.chunks);
-            bars.candidates.init();
+            bars.ranked.init();
         }
         fence_mbarrier_init();
     }
@@ -203,32 +303,60 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
     cluster_arrive_relaxed();
     let slice = Slice::<E>::load(row_addr + (start * E::SIZE) as u64, n, start);
 
-    // 1.-2. Every element at or above the bound (the barriers of the bound
-    //    order the counter's reset before any append).
+    // 1.-3. (the barriers of the bound order the counter's reset before any
+    //    append).
     let bound = filter_bound(&slice, p.k, p.chunks, bars, layout);
-    let room = layout.capacity / p.chunks;
-    send_candidates(&slice, bound, room, bars, layout);
-    if rank != 0 {
-        return;
-    }
-    // 3.
-    let (dense, gathered) = (
-        Shared::<u64>::dynamic(layout.dense),
-        Shared::<u64>::dynamic(layout.candidates),
-    );
-    let found = match receive_candidates(room, p.chunks, bars, layout) {
-        Some(found) => found,
-        None => {
-            exact_row::<E>(row_addr, p.vocab, p.k, dense);
-            p.k
+    // Regions start 16-byte aligned (for the bulk copies) and 16 bytes
+    // further into the banks than the one before (`rank_own`'s lanes read
+    // the regions at like places).
+    let room = ((layout.capacity / p.chunks - 2) & !15) + 2;
+    let count = append_own(&slice, bound, room, p.chunks, bars, layout);
+    let own = (count <= room).then(|| share_own(count, room, p.chunks, bars, layout));
+    let counts = receive_lists(room, p.chunks, bars, layout);
+    match own {
+        Some(own) if !counts.overflow && counts.total >= p.k => {
+            // 4.
+            let gathered = rows.gathered();
+            rank_own(
+                own,
+                counts,
+                room,
+                p.chunks,
+                p.k,
+                layout,
+                |at, word| match gathered {
+                    Some(list) => {
+                        Shared::<u64>::dynamic(list)
+                            .peer(0)
+                            .send(at, word, bars.ranked.peer(0))
+                    }
+                    None => rows.emit(row, at, word),
+                },
+            );
+            if gathered.is_none() || rank != 0 {
+                return;
+            }
+            if tid == 0 {
+                bars.ranked.arrive_expect(8 * p.k);
+            }
+            bars.ranked.wait();
         }
-    };
-    // 4. Block 0 sorts the candidates and emits the first k.
-    let candidates = sort_top::<E>(dense, gathered, found, p.k);
-    let mut j = tid;
-    while j < p.k {
-        rows.emit(row, j, candidates.get(j));
-        j += block_dim();
+        _ => {
+            if rank != 0 {
+                return;
+            }
+            let (dense, spare) = (
+                Shared::<u64>::dynamic(layout.dense),
+                Shared::<u64>::dynamic(layout.candidates),
+            );
+            exact_row::<E>(row_addr, p.vocab, p.k, dense);
+            let top = sort_top::<E>(dense, spare, p.k, p.k);
+            let mut j = tid;
+            while j < p.k {
+                rows.emit(row, j, top.get(j));
+                j += block_dim();
+            }
+        }
     }
     if R::FINISHES {
         sync_threads();

@@ -111,6 +111,18 @@ pub fn fence_mbarrier_init() {
     }
 }
 
+/// Orders this thread's earlier shared-memory writes before the reads of
+/// bulk copies ([`Peer::copy`]) that a later barrier orders after it
+/// (`fence.proxy.async.shared::cta`: the copies read through the async
+/// proxy).
+#[inline(always)]
+pub fn fence_proxy_async_shared() {
+    // SAFETY: a fence; no operands.
+    unsafe {
+        asm!("fence.proxy.async.shared::cta;", options(nostack));
+    }
+}
+
 /// An mbarrier (8 bytes, 8-aligned) in this block's dynamic shared memory,
 /// used for one phase: initialised by one thread with one pending arrival,
 /// which that thread makes with the bytes the phase waits for
@@ -468,6 +480,26 @@ impl Peer<u64> {
                 "st.async.shared::cluster.mbarrier::complete_tx::bytes.b64 [{p}], {v}, [{b}];",
                 p = in(reg64) self.addr + 8 * i as u64, v = in(reg64) v, b = in(reg64) bar.addr,
                 options(nostack),
+            );
+        }
+    }
+}
+
+impl Peer<u64> {
+    /// Copies `src[0..words]` of this block's shared memory to elements
+    /// `i..i + words` of the peer's buffer with the bulk copy engine
+    /// (`cp.async.bulk`), completing `8 * words` bytes of the peer's `bar`.
+    /// Both ends 16-byte aligned, `words` even and above 0; `src` written
+    /// before a [`fence_proxy_async_shared`] and a barrier.
+    #[inline(always)]
+    pub fn copy(self, i: u32, src: Shared<u64>, words: u32, bar: Peer<u64>) {
+        // SAFETY: in bounds and aligned by the caller; the peer reads the
+        // words only after its wait on `bar`.
+        unsafe {
+            asm!(
+                "{{ .reg .u64 s; cvta.to.shared.u64 s, {src}; cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes [{p}], [s], {n}, [{b}]; }}",
+                src = in(reg64) src.ptr, p = in(reg64) self.addr + 8 * i as u64, n = in(reg32) 8 * words,
+                b = in(reg64) bar.addr, options(nostack),
             );
         }
     }

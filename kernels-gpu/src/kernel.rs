@@ -48,6 +48,14 @@ pub trait Rows<E: Element> {
     fn finish(&self, _row: u32) {}
     /// Whether `finish` does anything (spares the barrier before it).
     const FINISHES: bool = false;
+    /// Where `emit` puts the words `finish` reads: `Some(offset)`, bytes
+    /// into the emitting block's dynamic shared memory (word `rank` at
+    /// `offset + 8 * rank`; the cluster body sends them to block 0's);
+    /// `None`: outputs that any block may write.
+    #[inline(always)]
+    fn gathered(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// The top-k kernel's outputs.

@@ -205,9 +205,8 @@ pub const fn cluster_capacity(k: u32) -> u32 {
 }
 
 /// Word offsets in [`ClusterLayout::words`]: the cluster's filter bounds
-/// (one word a block, sent by each block to every block) and block 0's
-/// copy of the filtered counts (sent by each block), then the block's own
-/// fill counter of the filter's gather.
+/// and filtered counts (one word a block each, sent by each block to every
+/// block), then the block's own fill counter of the filter's appends.
 pub mod cluster_words {
     use super::MAX_CLUSTER;
     pub const BOUNDS: u32 = 0;
@@ -217,22 +216,23 @@ pub mod cluster_words {
 }
 
 /// The cluster kernels' mbarriers, in [`ClusterLayout::bars`]: every
-/// block's `BOUNDS` (its [`cluster_words::BOUNDS`] have landed), block
-/// 0's `COUNTS` and `CANDIDATES` (its copy of the counts, the regions'
-/// candidates).
+/// block's `BOUNDS`, `COUNTS` (its [`cluster_words`] have landed) and
+/// `CANDIDATES` (the peers' sorted regions), and block 0's `RANKED` (the
+/// row's top k, where the rows are gathered there).
 pub mod cluster_bars {
     pub const BOUNDS: u32 = 0;
     pub const COUNTS: u32 = 8;
     pub const CANDIDATES: u32 = 16;
-    pub const BYTES: u32 = 24;
+    pub const RANKED: u32 = 24;
+    pub const BYTES: u32 = 32;
 }
 
 /// Byte offsets in the dynamic shared memory of the cluster kernels
 /// ([`TopKParams`] with `chunks` = cluster size), after the scratch header:
-/// each thread's largest key (the bound's), which block 0 reuses for its
-/// `dense` candidates (`capacity` sort words), then the [`cluster_words`],
-/// the [`cluster_bars`] and the `capacity` candidate slots (block 0's: the
-/// filter's regions, then the sort's scratch).
+/// each thread's largest key (the bound's), which the block reuses as
+/// `dense` (`capacity` sort words: its sort's spare, block 0's exact
+/// select), then the [`cluster_words`], the [`cluster_bars`] and the
+/// `capacity` candidate slots (one region a block of the cluster).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClusterLayout {
     pub maxima: u32,

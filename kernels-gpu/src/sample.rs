@@ -260,6 +260,11 @@ impl<E: Element> Rows<E> for Sampler<E> {
         Shared::<u64>::dynamic(self.layout.sorted).set(rank, word);
     }
 
+    #[inline(always)]
+    fn gathered(&self) -> Option<u32> {
+        Some(self.layout.sorted)
+    }
+
     /// By warp 0 (the others return at once): the token, then lane 0
     /// writes it and, as the launch's last row (no atomic for one row),
     /// advances the offset.
