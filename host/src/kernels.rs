@@ -431,7 +431,7 @@ impl Kernels {
         // (64 x 128,256 k=50 0.0181 -> 0.0172 ms, 256 x 50,304 0.0250 ->
         // 0.0241; early FILTER and MERGE launches of three-launch plans
         // measured slower, 64 x 151,936 k=1024 0.0356 -> 0.0471, and an
-        // early MERGE_LOCAL no faster: BENCHMARKS.md v10). A FILTER launch
+        // early MERGE_LOCAL no faster: BENCHMARKS.md v10, again in v15). A FILTER launch
         // after a SAMPLE launch (one block a row) starts early too.
         let after_previous =
             p.mode == mode::FILTER_MERGE || (p.mode == mode::FILTER && p.sample_rank > 0);

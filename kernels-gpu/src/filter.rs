@@ -303,7 +303,9 @@ fn gather_regions(p: &TopKParams, layout: &FilterLayout, first: u64) -> u32 {
                 // The region overflowed: so does the row.
                 total.fetch_add(0, layout.capacity + 1);
             }
-            mask |= ((i > 0 && i <= count && count < room) as u32) << u;
+            // (An overflowed region's words are kept too: the row's total
+            // is past the capacity either way.)
+            mask |= ((i > 0 && i <= count) as u32) << u;
         }
         let n = mask.count_ones();
         let end = warp_inclusive_sum(n);
