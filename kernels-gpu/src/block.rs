@@ -12,8 +12,8 @@
 //! threads, a multiple of 32.
 
 use crate::device::{
-    ballot, block_dim, lane, lanemask_lt, match_any, shfl_idx, shfl_up, shfl_xor, sync_threads,
-    thread_idx, warp, Shared,
+    ballot, block_dim, lane, lanemask_lt, match_any, redux_max, shfl_idx, shfl_up, shfl_xor,
+    sync_threads, thread_idx, warp, Shared,
 };
 use crate::element::Element;
 use crate::params::{smem, MAX_WARPS, RADIX_BINS, RADIX_BITS};
@@ -245,6 +245,15 @@ pub fn warp_reserve(n: u32, advance: impl FnOnce(u32) -> u32) -> u32 {
     shfl_idx(if lane() == 31 { advance(n) } else { 0 }, 31)
 }
 
+/// The first of `n` slots for this thread, the warp's lanes in lane order
+/// after the first slot `reserve(total)` hands the warp ([`warp_reserve`],
+/// [`block_reserve`]). Every lane of the warp must call it.
+#[inline(always)]
+pub fn warp_slots(n: u32, reserve: impl FnOnce(u32) -> u32) -> u32 {
+    let end = warp_inclusive_sum(n);
+    reserve(shfl_idx(end, 31)) + end - n
+}
+
 /// As [`warp_reserve`], with one `advance` for the whole block (by thread
 /// 0; the warps' slots in warp order): fewer contended atomics on a global
 /// counter. Every thread of the block must call it; uses `MAX_WARPS + 1`
@@ -314,6 +323,25 @@ pub fn warp_fold<W: LaneWord, F: Fn(W, W) -> W>(v: W, op: F) -> W {
         m >>= 1;
     }
     x
+}
+
+/// The warp's `per` largest `key`s, the `r`-th largest in lane `r < per`
+/// (0 in the others): `per` rounds of a warp maximum that each take one
+/// holder's key out (as 0, the smallest key). Cheaper than a shuffle sort
+/// ([`warp_sort_desc`]) for a few.
+#[inline(always)]
+pub fn warp_tops(key: u32, per: u32) -> u32 {
+    let (mut x, mut top) = (key, 0);
+    for r in 0..per {
+        let m = redux_max(x);
+        if lane() == ballot(x == m).trailing_zeros() {
+            x = 0;
+        }
+        if lane() == r {
+            top = m;
+        }
+    }
+    top
 }
 
 /// A word the warp's lanes can exchange ([`warp_sort_desc`]).

@@ -39,11 +39,11 @@
 //!    rows) block 0 selects the row's top k itself from global memory
 //!    ([`exact_row`]) and sorts them ([`sort_top`]).
 
-use crate::block::{sort_desc, sort_top, warp_fold, warp_reserve};
+use crate::block::{sort_desc, sort_top};
 use crate::device::{
     block_dim, block_idx_y, cluster_arrive_relaxed, cluster_rank, cluster_wait,
-    fence_mbarrier_init, fence_proxy_async_shared, lane, shfl_idx, shfl_xor, sync_threads,
-    thread_idx, MBarrier, Shared,
+    fence_mbarrier_init, fence_proxy_async_shared, lane, redux_add, redux_max, redux_min, shfl_idx,
+    shfl_xor, sync_threads, thread_idx, warp, MBarrier, Shared,
 };
 use crate::element::Element;
 use crate::filter::exact_row;
@@ -51,6 +51,10 @@ use crate::kernel::Rows;
 use crate::params::cluster_words::{BOUNDS, COUNTS, FILTERED};
 use crate::params::{cluster_bars, ClusterLayout, TopKParams};
 use crate::slice::Slice;
+
+/// Warp-maximum rounds the bound's offers take where they are few
+/// ([`crate::slice::bound_of_tops`]).
+const TOPS_BY_ROUNDS: u32 = 4;
 
 /// The block's mbarriers (`ranked` in block 0 alone).
 #[derive(Clone, Copy)]
@@ -84,7 +88,7 @@ fn filter_bound<E: Element>(
     bars: Bars,
     layout: &ClusterLayout,
 ) -> u32 {
-    let publish = slice.bound(k.div_ceil(blocks), layout.maxima);
+    let publish = slice.bound(k.div_ceil(blocks), layout.maxima, TOPS_BY_ROUNDS);
     let words = Shared::<u32>::dynamic(layout.words);
     // Every peer has started and set up its mbarriers.
     cluster_wait();
@@ -102,7 +106,7 @@ fn filter_bound<E: Element>(
     } else {
         u32::MAX
     };
-    warp_fold(own, u32::min)
+    redux_min(own)
 }
 
 /// Appends the sort words of the slice's elements at or above `bound` to
@@ -124,7 +128,15 @@ fn append_own<E: Element>(
     let own = Shared::<u64>::dynamic(layout.candidates + 8 * rank * room);
     slice.append_at_least(
         bound,
-        |n| warp_reserve(n, |n| words.fetch_add(FILTERED, n)),
+        // A few candidates a block: one shared atomic a thread that keeps
+        // any costs less than the warp's scan.
+        |n| {
+            if n > 0 {
+                words.fetch_add(FILTERED, n)
+            } else {
+                0
+            }
+        },
         |slot, word| {
             if slot < room {
                 own.set(slot, word)
@@ -159,14 +171,19 @@ fn share_own(
     let sorted = sort_desc(own, Shared::dynamic(layout.dense), count);
     fence_proxy_async_shared();
     sync_threads();
-    let peer = thread_idx();
-    if peer < blocks && peer != rank && count > 0 {
-        Shared::<u64>::dynamic(layout.candidates).peer(peer).copy(
-            rank * room,
-            sorted,
-            count.next_multiple_of(2),
-            bars.candidates.peer(peer),
-        );
+    // Lane 0 of warp `peer` copies to block `peer` (one copy a warp: the
+    // lanes of one warp issue theirs one after another).
+    let mut peer = warp();
+    while lane() == 0 && peer < blocks && count > 0 {
+        if peer != rank {
+            Shared::<u64>::dynamic(layout.candidates).peer(peer).copy(
+                rank * room,
+                sorted,
+                count.next_multiple_of(2),
+                bars.candidates.peer(peer),
+            );
+        }
+        peer += block_dim() / 32;
     }
     sorted
 }
@@ -195,14 +212,14 @@ fn receive_lists(room: u32, blocks: u32, bars: Bars, layout: &ClusterLayout) -> 
     } else {
         0
     };
-    let overflow = warp_fold(mine, u32::max) > room;
-    let total = warp_fold(mine, |a, b| a + b);
+    let overflow = redux_max(mine) > room;
+    let total = redux_add(mine);
     let sent = if lane() == cluster_rank() || mine > room {
         0
     } else {
         mine.next_multiple_of(2)
     };
-    let sent = warp_fold(sent, |a, b| a + b);
+    let sent = redux_add(sent);
     if thread_idx() == 0 {
         bars.candidates.arrive_expect(8 * sent);
     }

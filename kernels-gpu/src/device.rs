@@ -291,6 +291,34 @@ register_op! {
     max_nan_f32 = "max.NaN.f32";
 }
 
+/// Functions `fn(v: u32) -> u32` folding `v` over the (fully active) warp
+/// with one `redux.sync` instruction, the result in every lane: shorter
+/// than five shuffle steps on a lone block's chain, but slower than them in
+/// a busy SM (BENCHMARKS.md v16), so the cluster body's alone use them.
+macro_rules! warp_redux {
+    ($($(#[$doc:meta])* $name:ident = $op:literal;)*) => {$(
+        $(#[$doc])*
+        #[inline(always)]
+        pub fn $name(v: u32) -> u32 {
+            let r: u32;
+            // SAFETY: as `ballot`, all lanes take part.
+            unsafe {
+                asm!(concat!($op, " {r}, {v}, 0xffffffff;"), r = out(reg32) r, v = in(reg32) v, options(nomem, nostack));
+            }
+            r
+        }
+    )*};
+}
+
+warp_redux! {
+    /// Sum of `v` over the warp (`redux.sync.add.u32`).
+    redux_add = "redux.sync.add.u32";
+    /// Smallest `v` of the warp (`redux.sync.min.u32`).
+    redux_min = "redux.sync.min.u32";
+    /// Largest `v` of the warp (`redux.sync.max.u32`).
+    redux_max = "redux.sync.max.u32";
+}
+
 /// Mask of the lanes below this one.
 #[inline(always)]
 pub fn lanemask_lt() -> u32 {

@@ -67,7 +67,8 @@
 use core::marker::PhantomData;
 
 use crate::block::{
-    block_reserve, compact, radix_select, sort_top, warp_inclusive_sum, warp_reserve, Keys, Scratch,
+    block_reserve, compact, radix_select, sort_top, warp_inclusive_sum, warp_reserve, warp_slots,
+    Keys, Scratch,
 };
 use crate::device::{
     block_dim, block_idx_x, block_idx_y, launch_dependents, shfl_idx, sync_threads, thread_idx,
@@ -156,7 +157,7 @@ fn sampled_bound<E: Element>(
         let v: [u128; SAMPLE_VECTORS as usize] = core::array::from_fn(|i| vector(i as u32));
         v.iter().map(|&w| vector_top_key::<E>(w)).max().unwrap_or(0)
     };
-    bound_of_tops::<E>(top, j, layout.maxima)
+    bound_of_tops::<E>(top, j, layout.maxima, 0)
 }
 
 /// The filter kernels' body (see the module doc), handing row
@@ -190,7 +191,7 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
 
     // 1.
     if p.mode == mode::BOUND {
-        if let Some(bound) = slice.bound(p.k.div_ceil(p.chunks), layout.maxima) {
+        if let Some(bound) = slice.bound(p.k.div_ceil(p.chunks), layout.maxima, 0) {
             words.atomic_max(at(BOUND), !bound);
         }
         return;
@@ -205,8 +206,10 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
     slice.append_at_least(
         bound,
         |n| {
-            block_reserve(n, Shared::dynamic(layout.maxima), |n| {
-                words.fetch_add(at(FOUND), n)
+            warp_slots(n, |n| {
+                block_reserve(n, Shared::dynamic(layout.maxima), |n| {
+                    words.fetch_add(at(FOUND), n)
+                })
             })
         },
         |slot, word| {
@@ -236,10 +239,10 @@ fn append_local<E: Element>(slice: &Slice<E>, p: &TopKParams, layout: &FilterLay
         filled.set(0, 0);
     }
     // The bound's barriers order the reset before any append.
-    let bound = broadcast(slice.bound(p.k, layout.maxima));
+    let bound = broadcast(slice.bound(p.k, layout.maxima, 0));
     slice.append_at_least(
         bound,
-        |n| warp_reserve(n, |n| filled.fetch_add(0, n)),
+        |n| warp_slots(n, |n| warp_reserve(n, |n| filled.fetch_add(0, n))),
         |slot, word| {
             if slot + 1 < room {
                 pool.set(region + 1 + slot as u64, word);

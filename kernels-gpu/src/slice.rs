@@ -6,9 +6,9 @@
 use core::marker::PhantomData;
 
 #[cfg(doc)]
-use crate::block::{block_reserve, warp_reserve};
+use crate::block::warp_slots;
 use crate::block::{
-    radix_select, rank_words, warp_append, warp_inclusive_sum, warp_sort_desc, LaneWord, Scratch,
+    radix_select, rank_words, warp_append, warp_sort_desc, warp_tops, LaneWord, Scratch,
 };
 use crate::device::{
     block_dim, lane, load_nc_v4, max_nan_bf16x2, max_nan_f16x2, max_nan_f32, not_below_bf16x2,
@@ -221,11 +221,15 @@ pub fn vector_top_key<E: Element>(v: u128) -> u32 {
     packed_key::<E>(packed_max::<E>(v))
 }
 
-/// Keys each warp offers the block's bound (its largest threads'): fewer
-/// offers, a cheaper rank count but a lower bound (more candidates). Six
-/// measured fastest where the block's warps then offer at least `j` keys
-/// (BENCHMARKS.md v11: 256 x 262,144 k=50 0.0770 -> 0.0763 ms against
-/// eight) ...
+/// Keys each warp offers the block's bound: where rounds of a warp maximum
+/// take them ([`bound_of_tops`]'s `rounds`), its share of the `j` and two
+/// more (a warp rarely holds two more of the block's top `j` thread maxima
+/// than its share, so the bound stays the exact `j`-th); ...
+const TOPS_SPARE: u32 = 2;
+/// ... else six from a shuffle sort (fewer offers, a cheaper rank count but
+/// a lower bound, more candidates): six measured fastest where the block's
+/// warps then offer at least `j` keys (BENCHMARKS.md v11: 256 x 262,144
+/// k=50 0.0770 -> 0.0763 ms against eight) ...
 const TOPS_PER_WARP: u32 = 6;
 /// ... and eight where they would not (64 x 151,936 k=1024, j = 79 over 12
 /// warps: 0.0302 ms against 0.0318 with six, where the radix select took
@@ -238,25 +242,24 @@ impl<E: Element> Slice<E> {
     /// `j` threads hold any); returned to one thread ([`bound_of_tops`]).
     /// Block-wide, with barriers.
     #[inline(always)]
-    pub fn bound(&self, j: u32, maxima: u32) -> Option<u32> {
+    pub fn bound(&self, j: u32, maxima: u32, rounds: u32) -> Option<u32> {
         // A thread with no element offers -inf's key: a bound that low has
         // the whole row at or above it.
-        bound_of_tops::<E>(self.top_key(), j, maxima)
+        bound_of_tops::<E>(self.top_key(), j, maxima, rounds)
     }
 
     /// Hands `put(slot, word)` the sort word of every element whose value
     /// is not below the value of key `bound` (every element whose key is at
-    /// least `bound`, and perhaps a `-0.0` more), at the slots from the
-    /// first slot `reserve(n)` hands a warp that keeps `n` (every lane of
-    /// every warp calls it, `n` perhaps 0: [`warp_reserve`] or
-    /// [`block_reserve`]). Each thread tests its elements into a mask,
-    /// packed compares as `f32` (no test of the vector's maximum first: on
-    /// logits most warps hold a candidate in most vector slots, BENCHMARKS.md
-    /// v14). Then the warp scans its counts, reserves once and each thread
-    /// writes its own.
+    /// least `bound`, and perhaps a `-0.0` more), at consecutive slots from
+    /// `first_slot(n)`, the first of `n` slots for this thread's `n` (every
+    /// lane of every warp calls it, `n` perhaps 0: [`warp_slots`], or a
+    /// shared counter's own atomic). Each thread tests its elements into a
+    /// mask, packed compares as `f32` (no test of the vector's maximum
+    /// first: on logits most warps hold a candidate in most vector slots,
+    /// BENCHMARKS.md v14), takes its slots and writes its own.
     /// Every lane of the warp must call it.
     #[inline(always)]
-    pub fn append_at_least<F, P>(&self, bound: u32, reserve: F, put: P)
+    pub fn append_at_least<F, P>(&self, bound: u32, first_slot: F, put: P)
     where
         F: Fn(u32) -> u32,
         P: Fn(u32, u64),
@@ -283,10 +286,7 @@ impl<E: Element> Slice<E> {
             not_below::<E>(self.words[j], floor, floor_bits) & inside
         };
         let masks = [kept(0), kept(1), kept(2), kept(3), kept(4)];
-        let count = masks.iter().map(|m| m.count_ones()).sum::<u32>();
-        let end = warp_inclusive_sum(count);
-        let total = shfl_idx(end, 31);
-        let mut at = reserve(total) + end - count;
+        let mut at = first_slot(masks.iter().map(|m| m.count_ones()).sum::<u32>());
         let mut write = |j: usize| {
             let mut kept = masks[j];
             let first = (j as u32 * block_dim() + thread_idx()) * Self::PER_VEC;
@@ -379,22 +379,32 @@ fn rank_offers<W: Offer>(sorted: u32, per: u32, offered: u32, j: u32, maxima: u3
 }
 
 /// The `j`-th largest of the block's keys `top` (one a thread), returned
-/// to one thread. Each warp sorts its 32 keys by shuffles and offers
-/// its top few ([`TOPS_PER_WARP`]), and a rank count over the offers picks
-/// the j-th when they hold at least `j` keys; else a block radix select
-/// over all of them. Uses the scratch header and `4 * block_dim()` bytes of
+/// to one thread. Each warp offers its top few keys ([`warp_tops`]: by
+/// rounds of a warp maximum where they are at most `rounds`, which costs
+/// less than a shuffle sort at a block's start up to four, BENCHMARKS.md
+/// v16, but more in a busy SM), and a rank count over the offers picks the
+/// j-th when they hold at least `j` keys; else a block radix select over
+/// all of them. Uses the scratch header and `4 * block_dim()` bytes of
 /// shared memory at `maxima`; block-wide, with barriers.
 #[inline(always)]
-pub fn bound_of_tops<E: Element>(top: u32, j: u32, maxima: u32) -> Option<u32> {
+pub fn bound_of_tops<E: Element>(top: u32, j: u32, maxima: u32, rounds: u32) -> Option<u32> {
     let warps = block_dim() / 32;
-    let per = j.min(if TOPS_PER_WARP * warps >= j {
+    let few = j.div_ceil(warps) + TOPS_SPARE;
+    let by_rounds = rounds > 0 && few <= rounds;
+    let per = j.min(if by_rounds {
+        few
+    } else if TOPS_PER_WARP * warps >= j {
         TOPS_PER_WARP
     } else {
         TOPS_PER_WARP_MAX
     });
     let offered = per * warps;
     if offered >= j {
-        let sorted = warp_sort_desc(top);
+        let sorted = if by_rounds {
+            warp_tops(top, per)
+        } else {
+            warp_sort_desc(top)
+        };
         if E::KEY_BITS == 16 {
             rank_offers::<u32>(sorted, per, offered, j, maxima)
         } else {
