@@ -312,6 +312,18 @@ fn choose_digit(scratch: Scratch, count: u32, remaining: u32) -> Digit {
     }
 }
 
+/// `n / d` for a `d > 0` known only at run time: a shift where `d` is a
+/// power of two (the usual cluster sizes and warp counts), else a division
+/// (~20 dependent instructions).
+#[inline(always)]
+pub fn div_fast(n: u32, d: u32) -> u32 {
+    if d & (d - 1) == 0 {
+        n >> d.trailing_zeros()
+    } else {
+        n / d
+    }
+}
+
 /// `v` folded over the lanes of the warp with the associative,
 /// commutative `op`, returned to every lane.
 #[inline(always)]

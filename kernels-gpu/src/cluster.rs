@@ -39,7 +39,7 @@
 //!    rows) block 0 selects the row's top k itself from global memory
 //!    ([`exact_row`]) and sorts them ([`sort_top`]).
 
-use crate::block::{sort_desc, sort_top};
+use crate::block::{div_fast, sort_desc, sort_top};
 use crate::device::{
     block_dim, block_idx_y, cluster_arrive_relaxed, cluster_rank, cluster_wait,
     fence_mbarrier_init, fence_proxy_async_shared, lane, redux_add, redux_max, redux_min, shfl_idx,
@@ -88,7 +88,11 @@ fn filter_bound<E: Element>(
     bars: Bars,
     layout: &ClusterLayout,
 ) -> u32 {
-    let publish = slice.bound(k.div_ceil(blocks), layout.maxima, TOPS_BY_ROUNDS);
+    let publish = slice.bound(
+        div_fast(k + blocks - 1, blocks),
+        layout.maxima,
+        TOPS_BY_ROUNDS,
+    );
     let words = Shared::<u32>::dynamic(layout.words);
     // Every peer has started and set up its mbarriers.
     cluster_wait();
@@ -253,7 +257,7 @@ fn rank_own<F: Fn(u32, u64)>(
     let mut base = thread_idx() - lane();
     while base < items {
         let item = base + lane();
-        let (i, q) = (item / g, item % g);
+        let (i, q) = (item >> g.trailing_zeros(), item & (g - 1));
         let n = shfl_idx(counts.mine, q);
         let mut above = 0;
         if item < items {
@@ -326,7 +330,7 @@ pub fn run_cluster<E: Element, R: Rows<E>>(p: &TopKParams, layout: &ClusterLayou
     // Regions start 16-byte aligned (for the bulk copies) and 16 bytes
     // further into the banks than the one before (`rank_own`'s lanes read
     // the regions at like places).
-    let room = ((layout.capacity / p.chunks - 2) & !15) + 2;
+    let room = ((div_fast(layout.capacity, p.chunks) - 2) & !15) + 2;
     let count = append_own(&slice, bound, room, p.chunks, bars, layout);
     let own = (count <= room).then(|| share_own(count, room, p.chunks, bars, layout));
     let counts = receive_lists(room, p.chunks, bars, layout);

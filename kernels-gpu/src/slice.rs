@@ -8,7 +8,7 @@ use core::marker::PhantomData;
 #[cfg(doc)]
 use crate::block::warp_slots;
 use crate::block::{
-    radix_select, rank_words, warp_append, warp_sort_desc, warp_tops, LaneWord, Scratch,
+    div_fast, radix_select, rank_words, warp_append, warp_sort_desc, warp_tops, LaneWord, Scratch,
 };
 use crate::device::{
     block_dim, lane, load_nc_v4, max_nan_bf16x2, max_nan_f16x2, max_nan_f32, not_below_bf16x2,
@@ -389,7 +389,7 @@ fn rank_offers<W: Offer>(sorted: u32, per: u32, offered: u32, j: u32, maxima: u3
 #[inline(always)]
 pub fn bound_of_tops<E: Element>(top: u32, j: u32, maxima: u32, rounds: u32) -> Option<u32> {
     let warps = block_dim() / 32;
-    let few = j.div_ceil(warps) + TOPS_SPARE;
+    let few = div_fast(j + warps - 1, warps) + TOPS_SPARE;
     let by_rounds = rounds > 0 && few <= rounds;
     let per = j.min(if by_rounds {
         few
