@@ -294,7 +294,7 @@ register_op! {
 /// Functions `fn(v: u32) -> u32` folding `v` over the (fully active) warp
 /// with one `redux.sync` instruction, the result in every lane: shorter
 /// than five shuffle steps on a lone block's chain, but slower than them in
-/// a busy SM (BENCHMARKS.md v16), so the cluster body's alone use them.
+/// a busy SM (BENCHMARKS.md v16), so only the cluster body uses them.
 macro_rules! warp_redux {
     ($($(#[$doc:meta])* $name:ident = $op:literal;)*) => {$(
         $(#[$doc])*
