@@ -397,16 +397,24 @@ fn default_plan_follows_the_sweep() {
     assert_eq!(chunks(50304, 200), 5);
     assert_eq!(chunks(151936, 1024), 5);
     assert_eq!(chunks(262144, 50), 22);
-    // A cluster per row: batches of up to 16 rows of 16,384 or more (32
-    // where the plan has 8 blocks); for k
-    // up to 256 the first of 8 x 256, 8 x 512, 16 x 256, 16 x 512 (blocks x
-    // threads) the row fits, else 512 threads in 16 blocks (8 where that
-    // leaves each thread one vector).
+    // A cluster per row for rows of 16,384 or more where the grid is one
+    // wave (132 x 1,024 threads); for k up to 256 the first of 8 x 256, 8
+    // x 512, 16 x 256, 16 x 512 (blocks x threads) the row fits (from 8 x
+    // 512 for k above 128 in batches up to 8), else 512 threads in 16
+    // blocks (8 where that leaves each thread one vector).
     let plan = |b, v, k| TopKConfig::new(b, v, k).plan().unwrap();
     for (b, v, k, blocks, threads) in [
         (1, 50304, 50, 8, 256),
         (8, 50304, 100, 8, 256),
         (16, 50304, 200, 8, 256),
+        (9, 50304, 129, 8, 256),
+        (8, 50304, 129, 8, 512),
+        (1, 50304, 128, 8, 256),
+        (1, 65536, 256, 8, 512),
+        (33, 50304, 50, 8, 256),
+        (64, 65536, 50, 8, 256),
+        (66, 50304, 100, 8, 256),
+        (33, 128256, 50, 8, 512),
         (32, 128256, 50, 8, 512),
         (1, 32000, 50, 8, 256),
         (1, 128256, 50, 8, 512),
@@ -422,7 +430,8 @@ fn default_plan_follows_the_sweep() {
         );
     }
     for (b, v, k) in [
-        (33, 50304, 50),
+        (67, 50304, 50),
+        (34, 128256, 50),
         (17, 262144, 50),
         (1, 16000, 50),
         (2, 1000, 10),
@@ -436,11 +445,11 @@ fn default_plan_follows_the_sweep() {
     // One pass where k <= 64 and chunks * k <= 1024; a merge launch for
     // one pass or k > 256.
     for (b, v, k, blocks, single, merge_launch) in [
-        (33, 50304, 50, 4, true, true),
+        (67, 50304, 50, 4, true, true),
         (64, 128256, 64, 9, true, true),
         (64, 128256, 65, 9, false, false),
         (130, 131072, 50, 9, true, true),
-        (33, 50304, 200, 4, false, false),
+        (67, 50304, 200, 4, false, false),
         (64, 151936, 1024, 13, false, true),
         (256, 262144, 50, 18, true, true),
         (64, 262144, 100, 18, false, false),

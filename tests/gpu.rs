@@ -237,7 +237,7 @@ fn repeated_split_and_graph_replayed_calls_agree() {
         (2, 151936, 1024),
         (3, 4099, 7),
         (2, 1000, 1000),
-        (33, 50304, 50),
+        (67, 50304, 50),
         (33, 151936, 300),
         (65, 262147, 50),
     ] {
@@ -349,12 +349,12 @@ fn filter_body_on_every_distribution() {
     let (kernels, stream) = setup();
     // (batch, vocab, k, sampled bound)
     for (batch, vocab, k, sampled) in [
-        (33, 50304, 100, false),
-        (33, 50304, 50, false),
-        (33, 16411, 7, false),
+        (67, 50304, 100, false),
+        (67, 50304, 50, false),
+        (67, 16411, 7, false),
         (20, 65536, 300, true),
         (24, 151936, 1024, true),
-        (33, 20001, 1, false),
+        (67, 20001, 1, false),
         (130, 131072, 50, false),
         (300, 16411, 100, true),
         (33, 393216, 2000, true),

@@ -272,6 +272,7 @@ impl Kernels {
         Limits {
             smem: self.smem_limit,
             cluster_threads: self.max_threads[body + dtype_slot(dtype)],
+            sms: self.sm_count,
         }
     }
 

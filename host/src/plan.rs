@@ -37,22 +37,33 @@ pub const MAX_BATCH: usize = 65_535;
 /// Environment variable that picks the cluster-per-row body: `off`, or
 /// `BLOCKS,THREADS` (blocks per cluster, threads per block) for sweeps.
 pub const CLUSTER_ENV: &str = "STREAMTOPK_CLUSTER";
-/// The default plan uses the cluster body for batches up to this of rows
-/// at least [`CLUSTER_MIN_VOCAB`] long, in clusters of up to 8 blocks ...
-/// (BENCHMARKS.md v9: faster than the filter body at 32 rows of 50,304 and
-/// 128,256) ...
-pub const CLUSTER_MAX_BATCH: usize = 32;
-/// ... and for batches up to this in larger clusters (faster at 16 rows of
-/// 50,304 to 262,144).
-pub const CLUSTER_WIDE_MAX_BATCH: usize = 16;
-/// See [`CLUSTER_MAX_BATCH`].
+/// The default plan uses the cluster body for rows at least this long
+/// where its grid fits one wave ([`CLUSTER_WAVE_THREADS`]).
 pub const CLUSTER_MIN_VOCAB: usize = 16_384;
+/// Threads a multiprocessor holds of the cluster kernels (56 registers a
+/// thread: four blocks of 256 or two of 512). The default plan uses the
+/// cluster body where `max_batch * blocks * threads` is at most this many a
+/// multiprocessor: one wave (measured, BENCHMARKS.md v17: 33 x 50,304 k=50
+/// 0.0066 ms against the filter body's 0.0091, 64 x 65,536 0.0101 /
+/// 0.0115, 64 x 50,304 0.0100 / 0.0104; 96 x 50,304 even, 128 x 50,304 and
+/// 64 x 128,256 in 8 x 512 slower).
+pub const CLUSTER_WAVE_THREADS: u32 = 1024;
 /// Threads per block of the default cluster plan for `k` above 256.
 pub const CLUSTER_THREADS: u32 = 512;
 /// Blocks and threads the default cluster plan tries for `k` up to 256, in
 /// order; the first that fits the row wins (the sweep of BENCHMARKS.md v9:
-/// fewer, shorter blocks where the row fits them).
+/// fewer, shorter blocks where the row fits them) ...
 pub const CLUSTER_SHAPES: [(u32, u32); 4] = [(8, 256), (8, 512), (16, 256), (16, 512)];
+/// ... but for `k` above this in batches of up to [`CLUSTER_SHORT_BATCH`]
+/// rows the first shape is skipped: each warp of a 256-thread block
+/// offers more keys to the bound than its warp-maximum rounds take
+/// (measured, BENCHMARKS.md v17: 1 x 50,304 k=200 0.0058 ms in 8 x 512
+/// against 0.0062 in 8 x 256, 8 x 50,304 0.0060 / 0.0063, 1 x 50,304
+/// k=150 0.0058 / 0.0060, k=128 even) ...
+pub const CLUSTER_SHORT_MIN_K: u32 = 128;
+/// ... (and 16 x 50,304 k=200 0.0074 against 0.0067: with more rows the
+/// longer blocks lose).
+pub const CLUSTER_SHORT_BATCH: usize = 8;
 
 /// Environment variable that turns the filter body off (`off`) or sets its
 /// threads per block (a number), for sweeps.
@@ -136,6 +147,8 @@ pub struct Limits {
     /// Most threads per block of the cluster kernel of the plan's dtype
     /// (its register use decides).
     pub cluster_threads: u32,
+    /// Multiprocessors.
+    pub sms: u32,
 }
 
 impl Limits {
@@ -144,6 +157,7 @@ impl Limits {
     pub const SM90: Limits = Limits {
         smem: SM90_SMEM_LIMIT,
         cluster_threads: 1024,
+        sms: 132,
     };
 }
 
@@ -272,20 +286,15 @@ impl Plan {
             .then_some(plan)
     }
 
-    /// Whether the default plan for batches of up to `max_batch` rows of
-    /// `vocab` is a cluster per row (measured, BENCHMARKS.md v6).
-    pub fn prefers_cluster(max_batch: usize, vocab: usize) -> bool {
-        vocab >= CLUSTER_MIN_VOCAB && max_batch <= CLUSTER_MAX_BATCH
-    }
-
-    /// The default cluster plan for batches of up to `max_batch` rows: for
-    /// `k` up to 256 the first of [`CLUSTER_SHAPES`] that fits (and the
-    /// kernel's threads allow); else [`CLUSTER_THREADS`] (or the most the
-    /// kernel allows) threads and the fewest blocks (a power of two, 8 to
-    /// 16) that leave each thread one 16-byte vector, else the fewest that
-    /// fit (the long sort of large k wants the candidates spread thin). None
-    /// where that plan has more than 8 blocks and `max_batch` is above
-    /// [`CLUSTER_WIDE_MAX_BATCH`].
+    /// The default cluster plan for batches of up to `max_batch` rows (none
+    /// for rows shorter than [`CLUSTER_MIN_VOCAB`]): for `k` up to 256 the
+    /// first of [`CLUSTER_SHAPES`] that fits (and the kernel's threads
+    /// allow; see [`CLUSTER_SHORT_MIN_K`]); else [`CLUSTER_THREADS`] (or
+    /// the most the kernel allows) threads and the fewest blocks (a power
+    /// of two, 8 to 16) that leave each thread one 16-byte vector, else the
+    /// fewest that fit (the long sort of large k wants the candidates
+    /// spread thin). None where the grid of that plan is more than one wave
+    /// ([`CLUSTER_WAVE_THREADS`]).
     pub fn auto_cluster(
         vocab: u32,
         k: u32,
@@ -293,18 +302,30 @@ impl Plan {
         max_batch: usize,
         limits: &Limits,
     ) -> Option<Plan> {
-        let plan = Plan::auto_cluster_shape(vocab, k, size, limits)?;
-        (plan.chunks <= 8 || max_batch <= CLUSTER_WIDE_MAX_BATCH).then_some(plan)
+        if (vocab as usize) < CLUSTER_MIN_VOCAB {
+            return None;
+        }
+        let short = max_batch <= CLUSTER_SHORT_BATCH && k > CLUSTER_SHORT_MIN_K;
+        let plan = Plan::auto_cluster_shape(vocab, k, size, short, limits)?;
+        let threads = max_batch as u64 * (plan.chunks * plan.threads) as u64;
+        (threads <= (limits.sms * CLUSTER_WAVE_THREADS) as u64).then_some(plan)
     }
 
-    fn auto_cluster_shape(vocab: u32, k: u32, size: u32, limits: &Limits) -> Option<Plan> {
+    fn auto_cluster_shape(
+        vocab: u32,
+        k: u32,
+        size: u32,
+        short: bool,
+        limits: &Limits,
+    ) -> Option<Plan> {
         let fits = |(blocks, threads): (u32, u32)| {
             (threads <= limits.cluster_threads)
                 .then(|| Plan::cluster(vocab, k, size, blocks, threads, limits.smem))
                 .flatten()
         };
         if k <= 256 {
-            if let Some(plan) = CLUSTER_SHAPES.into_iter().find_map(fits) {
+            let shapes = &CLUSTER_SHAPES[short as usize..];
+            if let Some(plan) = shapes.iter().copied().find_map(fits) {
                 return Some(plan);
             }
         }

@@ -80,7 +80,7 @@ impl TopKConfig {
 
     /// The cluster-per-row plan for a device with `limits`, leaving `extra`
     /// bytes of shared memory to the caller, if `$STREAMTOPK_CLUSTER` (or,
-    /// unset, the shape: [`Plan::prefers_cluster`]) asks for one and it fits. A config with a `target_pool` (a
+    /// unset, the shape: [`Plan::auto_cluster`]) asks for one and it fits. A config with a `target_pool` (a
     /// chunking) gets none. The config must be valid.
     pub(crate) fn cluster_plan(&self, limits: &Limits, extra: u32) -> Option<Plan> {
         if self.target_pool.is_some() {
@@ -101,10 +101,7 @@ impl TopKConfig {
                 (threads <= limits.cluster_threads).then_some(())?;
                 Plan::cluster(vocab, k, size, blocks, threads, smem)
             }
-            None if Plan::prefers_cluster(self.max_batch, self.vocab) => {
-                Plan::auto_cluster(vocab, k, size, self.max_batch, &Limits { smem, ..*limits })
-            }
-            None => None,
+            None => Plan::auto_cluster(vocab, k, size, self.max_batch, &Limits { smem, ..*limits }),
         }
     }
 
