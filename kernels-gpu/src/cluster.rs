@@ -235,11 +235,18 @@ fn receive_lists(room: u32, blocks: u32, bars: Bars, layout: &ClusterLayout) -> 
     }
 }
 
+/// Most peers' regions one lane of [`rank_own`] searches side by side.
+const SEARCHES: u32 = 4;
+
 /// Hands `place(rank, word)` every word of this block's sorted list `own`
 /// whose rank in the cluster's candidates is below `k` (4.): its place in
 /// `own` plus, for each peer, the count of the peer's words above it (a
-/// binary search of the peer's sorted region), one lane a block, lanes
-/// summed by shuffles. Every thread must call it (no barrier inside).
+/// binary search of the peer's sorted region). A group of `lanes` lanes
+/// takes a word, lane `p` of it searching blocks `p`, `p + lanes`, ... (up
+/// to [`SEARCHES`] side by side, their loads in flight together), the
+/// group's counts summed by shuffles; groups as narrow as needed for every
+/// word to take one pass of the block. Every thread must call it (no
+/// barrier inside).
 #[inline(always)]
 fn rank_own<F: Fn(u32, u64)>(
     own: Shared<u64>,
@@ -251,43 +258,98 @@ fn rank_own<F: Fn(u32, u64)>(
     place: F,
 ) {
     let count = shfl_idx(counts.mine, cluster_rank());
-    // Groups of `g` lanes a word, lane `q` of a group searching block `q`.
     let g = blocks.next_power_of_two();
-    let items = count * g;
-    let mut base = thread_idx() - lane();
-    while base < items {
-        let item = base + lane();
-        let (i, q) = (item >> g.trailing_zeros(), item & (g - 1));
-        let n = shfl_idx(counts.mine, q);
-        let mut above = 0;
-        if item < items {
-            let word = own.get(i);
-            if q == cluster_rank() {
-                above = i;
-            } else if q < blocks {
-                let list = Shared::<u64>::dynamic(layout.candidates + 8 * q * room);
-                let mut step = if n == 0 {
-                    0
-                } else {
-                    1 << (31 - n.leading_zeros())
-                };
-                while step > 0 {
-                    if above + step <= n && list.get(above + step - 1) > word {
-                        above += step;
+    let mut lanes = g;
+    while lanes * SEARCHES > g && count * lanes > block_dim() {
+        lanes /= 2;
+    }
+    let list = Ranked {
+        own,
+        count,
+        counts,
+        room,
+        blocks,
+        k,
+        layout,
+    };
+    if lanes == g {
+        list.rank::<1, F>(lanes, place)
+    } else {
+        list.rank::<{ SEARCHES as usize }, F>(lanes, place)
+    }
+}
+
+/// What [`rank_own`] ranks against.
+struct Ranked<'a> {
+    own: Shared<u64>,
+    count: u32,
+    counts: Counts,
+    room: u32,
+    blocks: u32,
+    k: u32,
+    layout: &'a ClusterLayout,
+}
+
+impl Ranked<'_> {
+    /// [`rank_own`] in groups of `lanes` lanes, each lane searching `S`
+    /// regions (`lanes * S` at least the cluster's blocks).
+    #[inline(always)]
+    fn rank<const S: usize, F: Fn(u32, u64)>(&self, lanes: u32, place: F) {
+        let items = self.count * lanes;
+        let region = |q: u32| Shared::<u64>::dynamic(self.layout.candidates + 8 * q * self.room);
+        let mut base = thread_idx() - lane();
+        while base < items {
+            let item = base + lane();
+            let (i, p) = (item >> lanes.trailing_zeros(), item & (lanes - 1));
+            let live = item < items;
+            let word = if live { self.own.get(i) } else { 0 };
+            // Block `p + j * lanes`'s count (0: no search), and the count of
+            // its words above `word` (so far).
+            let mut n = [0u32; S];
+            let mut above = [0u32; S];
+            let mut widest = 0;
+            for j in 0..S {
+                let q = p + j as u32 * lanes;
+                let count_q = shfl_idx(self.counts.mine, q & 31);
+                if live && q < self.blocks {
+                    if q == cluster_rank() {
+                        above[j] = i;
+                    } else {
+                        n[j] = count_q;
+                        widest = widest.max(count_q);
                     }
-                    step /= 2;
                 }
             }
+            let mut step = if widest == 0 {
+                0
+            } else {
+                1 << (31 - widest.leading_zeros())
+            };
+            while step > 0 {
+                let mut next = [0u64; S];
+                for j in 0..S {
+                    if above[j] + step <= n[j] {
+                        next[j] = region(p + j as u32 * lanes).get(above[j] + step - 1);
+                    }
+                }
+                for j in 0..S {
+                    if above[j] + step <= n[j] && next[j] > word {
+                        above[j] += step;
+                    }
+                }
+                step /= 2;
+            }
+            let mut rank = above.iter().sum::<u32>();
+            let mut d = 1;
+            while d < lanes {
+                rank += shfl_xor(rank, d);
+                d *= 2;
+            }
+            if live && p == 0 && rank < self.k {
+                place(rank, word);
+            }
+            base += block_dim();
         }
-        let mut d = 1;
-        while d < g {
-            above += shfl_xor(above, d);
-            d *= 2;
-        }
-        if item < items && q == 0 && above < k {
-            place(above, own.get(i));
-        }
-        base += block_dim();
     }
 }
 
