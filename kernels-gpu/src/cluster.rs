@@ -260,7 +260,7 @@ fn rank_own<F: Fn(u32, u64)>(
     let count = shfl_idx(counts.mine, cluster_rank());
     let g = blocks.next_power_of_two();
     let mut lanes = g;
-    while lanes * SEARCHES > g && count * lanes > block_dim() {
+    while lanes > 1 && lanes / 2 * SEARCHES >= g && count * lanes > block_dim() {
         lanes /= 2;
     }
     let list = Ranked {
