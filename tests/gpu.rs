@@ -321,7 +321,7 @@ fn cluster_body_on_every_distribution() {
         ("16,640", 1, 262144, 1024),
         ("16,512", 2, 151936, 2048),
     ] {
-        std::env::set_var(streamtopk::plan::CLUSTER_ENV, cluster);
+        let _forced = ClusterEnv::set(cluster);
         let config = TopKConfig::new(batch, vocab, k);
         let plan = *TopK::new(&kernels, config).unwrap().plan();
         assert!(
@@ -332,7 +332,23 @@ fn cluster_body_on_every_distribution() {
             check_all_dtypes(&kernels, &stream, dist, batch, vocab, k, 29);
         }
     }
-    std::env::remove_var(streamtopk::plan::CLUSTER_ENV);
+}
+
+/// `$STREAMTOPK_CLUSTER` set until dropped, also when the test panics (so
+/// the tests after it plan as usual).
+struct ClusterEnv;
+
+impl ClusterEnv {
+    fn set(shape: &str) -> ClusterEnv {
+        std::env::set_var(streamtopk::plan::CLUSTER_ENV, shape);
+        ClusterEnv
+    }
+}
+
+impl Drop for ClusterEnv {
+    fn drop(&mut self) {
+        std::env::remove_var(streamtopk::plan::CLUSTER_ENV);
+    }
 }
 
 /// The filter body (the default plan of longer batches) on every
