@@ -4,8 +4,10 @@
 # shapes of the `sanitizer_shapes` test (tests/reliability.rs: one chunk and
 # many, both sorts, vocab not a multiple of the vector width, inputs at odd
 # element offsets, all three dtypes). Needs .dist from `bench/gpu.sh bundle`.
-# Every tool runs twice: default plans, then with STREAMTOPK_CLUSTER=4,256
-# (the cluster-per-row kernels wherever the shape fits them).
+# Every tool runs three times: default plans, with STREAMTOPK_CLUSTER=4,256
+# (the cluster-per-row kernels wherever the shape fits them), and with
+# STREAMTOPK_FILTER_ROUNDS=3 (every two-pass filter plan's appending blocks
+# take three chunks each).
 # Prints one line per tool and exits non-zero unless every tool reports 0
 # errors on our kernels and, as a negative control, finds the bug planted in
 # the matching kernel of the `sanitizer_control` test.
@@ -16,18 +18,20 @@ mkdir -p "$out"
 bin=$(ls .dist/tests/reliability-* | head -n 1)
 [ -x "$bin" ] || { echo "no reliability test binary in .dist/tests: run bench/gpu.sh bundle" >&2; exit 2; }
 status=0
-for cluster in "" 4,256; do
+for setting in "" STREAMTOPK_CLUSTER=4,256 STREAMTOPK_FILTER_ROUNDS=3; do
+    name=${setting%%=*}
+    name=${name#STREAMTOPK_}
     for tool in memcheck racecheck initcheck synccheck; do
         extra=()
         [ "$tool" = memcheck ] && extra=(--leak-check full)
-        log="$out/sanitize-$tool${cluster:+-cluster}.log"
+        log="$out/sanitize-$tool${name:+-${name,,}}.log"
         start=$(date +%s)
-        STREAMTOPK_CLUSTER=$cluster timeout "${SANITIZE_TIMEOUT:-900}" compute-sanitizer --tool "$tool" "${extra[@]}" \
+        env $setting timeout "${SANITIZE_TIMEOUT:-900}" compute-sanitizer --tool "$tool" "${extra[@]}" \
             --error-exitcode 99 "$bin" --include-ignored --exact sanitizer_shapes --test-threads=1 >"$log" 2>&1
         rc=$?
         summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -n 1)
         result=$(grep -E "^test result" "$log" | tail -n 1)
-        echo "$tool${cluster:+ (cluster $cluster)}: rc=$rc, $(( $(date +%s) - start )) s; ${summary:-no summary}; ${result:-no test result}"
+        echo "$tool${setting:+ ($setting)}: rc=$rc, $(( $(date +%s) - start )) s; ${summary:-no summary}; ${result:-no test result}"
         [ "$rc" = 0 ] || status=1
     done
 done

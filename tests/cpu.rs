@@ -7,7 +7,8 @@ use std::process::Command;
 use streamtopk::kernels::element::{Bf16, Element, F16, F32, NAN_KEY};
 use streamtopk::kernels::params::{Layout, FILTER_MAX_REGISTERS};
 use streamtopk::plan::{
-    auto_target_pool, Plan, DEFAULT_TARGET_POOL, MAX_CHUNK_BYTES, MAX_K, SM90_SMEM_LIMIT,
+    auto_target_pool, filter_rounds, Plan, DEFAULT_TARGET_POOL, MAX_CHUNK_BYTES, MAX_K,
+    SM90_SMEM_LIMIT,
 };
 use streamtopk::{reference, DType, Error, TopKConfig, KERNEL_NAMES, PTX};
 
@@ -443,18 +444,21 @@ fn default_plan_follows_the_sweep() {
     // blocks leave each a share of the bound above 72 keys), where each
     // block's share of the bound is at most 96 keys; else the chunked body.
     // One pass where k <= 64 and chunks * k <= 1024; a merge launch for
-    // one pass or k > 256.
-    for (b, v, k, blocks, single, merge_launch) in [
-        (67, 50304, 50, 4, true, true),
-        (64, 128256, 64, 9, true, true),
-        (64, 128256, 65, 9, false, false),
-        (130, 131072, 50, 9, true, true),
-        (67, 50304, 200, 4, false, false),
-        (64, 151936, 1024, 13, false, true),
-        (256, 262144, 50, 18, true, true),
-        (64, 262144, 100, 18, false, false),
-        (64, 262144, 1024, 18, false, true),
-        (64, 128256, 257, 9, false, true),
+    // one pass or k > 256. A sampled bound's FILTER blocks append up to
+    // three chunks each where that keeps the slots (132 x 3) as busy.
+    for (b, v, k, blocks, single, merge_launch, rounds) in [
+        (67, 50304, 50, 4, true, true, 1),
+        (64, 128256, 64, 9, true, true, 1),
+        (64, 128256, 65, 9, false, false, 1),
+        (130, 131072, 50, 9, true, true, 1),
+        (67, 50304, 200, 4, false, false, 1),
+        (64, 151936, 1024, 13, false, true, 1),
+        (256, 262144, 50, 18, true, true, 1),
+        (64, 262144, 100, 18, false, false, 3),
+        (64, 262144, 1024, 18, false, true, 3),
+        (48, 262144, 1024, 18, false, true, 1),
+        (256, 262144, 300, 18, false, true, 3),
+        (64, 128256, 257, 9, false, true, 1),
     ] {
         let p = plan(b, v, k);
         assert!(
@@ -462,10 +466,20 @@ fn default_plan_follows_the_sweep() {
                 && p.chunks == blocks
                 && p.threads == 384
                 && p.single_pass == single
-                && p.merge_launch == merge_launch,
+                && p.merge_launch == merge_launch
+                && p.filter_rounds == rounds,
             "{p:?}"
         );
     }
+    // Rounds: the slots' critical path in chunks against the average.
+    assert_eq!(filter_rounds(18, 64, 396), 3); // 3 against 2.91
+    assert_eq!(filter_rounds(18, 56, 396), 1); // 3 against 2.55
+    assert_eq!(filter_rounds(18, 128, 396), 3); // 6 against 5.82
+    assert_eq!(filter_rounds(18, 80, 396), 1); // 4 (two a block) against 3.64
+    assert_eq!(filter_rounds(4, 99, 396), 1); // 2 (two a block) against 1.0
+    assert_eq!(filter_rounds(2, 396, 396), 2); // 2 against 2.0
+    assert_eq!(filter_rounds(13, 64, 396), 1);
+    assert_eq!(filter_rounds(1, 1000, 396), 1);
     assert!(!plan(64, 50304, 1024).filter && !plan(1, 16000, 50).filter);
     // A one-pass plan's pool: a region a block, room for its count and
     // twice its own top k; the merge's candidates hold twice chunks * k.

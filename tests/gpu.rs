@@ -321,7 +321,7 @@ fn cluster_body_on_every_distribution() {
         ("16,640", 1, 262144, 1024),
         ("16,512", 2, 151936, 2048),
     ] {
-        let _forced = ClusterEnv::set(cluster);
+        let _forced = EnvVar::set(streamtopk::plan::CLUSTER_ENV, cluster);
         let config = TopKConfig::new(batch, vocab, k);
         let plan = *TopK::new(&kernels, config).unwrap().plan();
         assert!(
@@ -334,20 +334,20 @@ fn cluster_body_on_every_distribution() {
     }
 }
 
-/// `$STREAMTOPK_CLUSTER` set until dropped, also when the test panics (so
-/// the tests after it plan as usual).
-struct ClusterEnv;
+/// An environment variable set until dropped, also when the test panics
+/// (so the tests after it plan as usual).
+struct EnvVar(&'static str);
 
-impl ClusterEnv {
-    fn set(shape: &str) -> ClusterEnv {
-        std::env::set_var(streamtopk::plan::CLUSTER_ENV, shape);
-        ClusterEnv
+impl EnvVar {
+    fn set(name: &'static str, value: &str) -> EnvVar {
+        std::env::set_var(name, value);
+        EnvVar(name)
     }
 }
 
-impl Drop for ClusterEnv {
+impl Drop for EnvVar {
     fn drop(&mut self) {
-        std::env::remove_var(streamtopk::plan::CLUSTER_ENV);
+        std::env::remove_var(self.0);
     }
 }
 
@@ -385,6 +385,36 @@ fn filter_body_on_every_distribution() {
         );
         for dist in ALL_DISTS {
             check_all_dtypes(&kernels, &stream, dist, batch, vocab, k, 31);
+        }
+    }
+}
+
+/// Two-pass filter plans whose `FILTER` (or `FILTER_MERGE`) blocks append
+/// several chunks each, forced through `$STREAMTOPK_FILTER_ROUNDS`: a
+/// bound from a `BOUND` launch and the merge in the last block, and a
+/// sampled bound with a merge launch; blocks whose last chunks run past
+/// the row (fewer chunks than rounds), partial vectors.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn filter_rounds_on_every_distribution() {
+    let (kernels, stream) = setup();
+    // (Shapes that would otherwise run the cluster body.)
+    let _no_cluster = EnvVar::set(streamtopk::plan::CLUSTER_ENV, "off");
+    for (rounds, batch, vocab, k) in [
+        (3, 67, 50304, 100),
+        (2, 67, 50311, 200),
+        (3, 24, 151936, 1024),
+        (4, 9, 262147, 300),
+    ] {
+        let _forced = EnvVar::set(streamtopk::plan::FILTER_ROUNDS_ENV, &rounds.to_string());
+        let config = TopKConfig::new(batch, vocab, k);
+        let plan = *TopK::new(&kernels, config).unwrap().plan();
+        assert!(
+            plan.filter && !plan.single_pass && plan.filter_rounds == rounds,
+            "bf16 {batch}x{vocab} k={k} planned {plan:?}"
+        );
+        for dist in ALL_DISTS {
+            check_all_dtypes(&kernels, &stream, dist, batch, vocab, k, 37);
         }
     }
 }

@@ -417,10 +417,16 @@ impl Kernels {
         } else {
             TOPK_FILTER
         };
-        let (blocks, threads, smem) = if !plan.filter || p.mode == mode::FILTER_MERGE {
+        // FILTER and FILTER_MERGE blocks take `filter_rounds` chunks each.
+        let appenders = plan.chunks.div_ceil(plan.filter_rounds);
+        let (blocks, threads, smem) = if !plan.filter {
             (plan.chunks, plan.threads, plan.smem())
+        } else if p.mode == mode::FILTER_MERGE {
+            (appenders, plan.threads, plan.smem())
         } else if mode::is_merge(p.mode) {
             (1, plan.threads, plan.smem())
+        } else if p.mode == mode::FILTER {
+            (appenders, plan.threads, plan.filter_layout().bound_bytes)
         } else if p.mode == mode::SAMPLE {
             (1, SAMPLE_THREADS, plan.filter_layout().bound_bytes)
         } else {

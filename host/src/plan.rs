@@ -3,8 +3,8 @@
 
 pub use streamtopk_kernels::params::FILTER_THREADS;
 use streamtopk_kernels::params::{
-    cluster_fits, per_vector, ClusterLayout, FilterLayout, Layout, CLUSTER_VECTORS, MAX_CLUSTER,
-    MAX_THREADS, MIN_THREADS, SAMPLE_THREADS, SAMPLE_VECTORS,
+    cluster_fits, per_vector, ClusterLayout, FilterLayout, Layout, CLUSTER_VECTORS,
+    FILTER_BLOCKS_PER_SM, MAX_CLUSTER, MAX_THREADS, MIN_THREADS, SAMPLE_THREADS, SAMPLE_VECTORS,
 };
 
 /// The seed's stage-2 candidate pool (k = 50 gives 10 chunks), kept as a
@@ -138,6 +138,44 @@ pub fn sample_rank(vocab: u32, k: u32, size: u32, threads: u32) -> u32 {
     ((mean + SAMPLE_MARGIN_SD * sd + SAMPLE_MARGIN).ceil() as u32).clamp(1, threads)
 }
 
+/// Environment variable that sets a two-pass filter plan's
+/// [`Plan::filter_rounds`] (a number; sweeps).
+pub const FILTER_ROUNDS_ENV: &str = "STREAMTOPK_FILTER_ROUNDS";
+
+/// Most chunks a block of a `FILTER` launch appends (measured,
+/// BENCHMARKS.md v18: four or six a block slower on every shape swept).
+pub const FILTER_MAX_ROUNDS: u32 = 3;
+/// How much longer (in chunks a slot appends one after another) a launch
+/// of [`filter_rounds`] may take than the launch of one chunk a block
+/// takes on average, and still be chosen.
+pub const FILTER_ROUNDS_SLACK: f64 = 1.05;
+
+/// The chunks each block of a sampled plan's `FILTER` launch appends for
+/// `max_batch` rows of `chunks` chunks on a device of `slots` resident
+/// blocks: the most, up to [`FILTER_MAX_ROUNDS`], whose launch keeps the
+/// slots as busy as one chunk a block does. With `r` a block, a slot
+/// appends `r` chunks for each block it takes, `ceil(blocks / slots)` of
+/// them (`blocks = max_batch * ceil(chunks / r)`); with one a block it
+/// appends `max_batch * chunks / slots` on average. Where the two agree
+/// (within [`FILTER_ROUNDS_SLACK`]) the longer blocks save each chunk a
+/// block's start, its wait for the bound and its reservation
+/// (measured, BENCHMARKS.md v18: 64 x 262,144 k=1024 0.0253 -> 0.0238 ms
+/// with three a block, 128 x 262,144 0.0458 -> 0.0438); where they do not,
+/// fewer blocks leave slots idle (48 x 262,144 0.0218 -> 0.0227 with three,
+/// 64 x 151,936 k=1024 0.0208 -> 0.0222).
+pub fn filter_rounds(chunks: u32, max_batch: usize, slots: u32) -> u32 {
+    let (batch, slots) = (max_batch as u64, slots.max(1) as u64);
+    let average = (batch * chunks as u64) as f64 / slots as f64;
+    (2..=FILTER_MAX_ROUNDS.min(chunks))
+        .rev()
+        .find(|&r| {
+            let blocks = batch * chunks.div_ceil(r) as u64;
+            let path = blocks.div_ceil(slots) * r as u64;
+            path as f64 <= FILTER_ROUNDS_SLACK * average
+        })
+        .unwrap_or(1)
+}
+
 /// What a device allows a launch (from the driver; [`Limits::SM90`]
 /// without a device).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,6 +236,9 @@ pub struct Plan {
     /// block a row) sets each row's bound in place of the `BOUND` launch;
     /// 0: a `BOUND` launch.
     pub sample_rank: u32,
+    /// Chunks each block of a `FILTER` or `FILTER_MERGE` launch appends, one
+    /// after another (`TopKParams::rounds`; 1 elsewhere).
+    pub filter_rounds: u32,
 }
 
 impl Plan {
@@ -255,6 +296,7 @@ impl Plan {
             single_pass: false,
             merge_launch: false,
             sample_rank: 0,
+            filter_rounds: 1,
         }
     }
 
@@ -342,14 +384,16 @@ impl Plan {
     /// where `k` is at most [`FILTER_SINGLE_PASS_MAX_K`] (and fits the rank
     /// count) and `chunks * k` at most [`FILTER_SINGLE_PASS_POOL`]; with a
     /// merge launch unless two passes with `k` at most
-    /// [`FILTER_LAST_BLOCK_MAX_K`].
+    /// [`FILTER_LAST_BLOCK_MAX_K`]; a sampled bound's appending blocks take
+    /// [`filter_rounds`] chunks each (`$STREAMTOPK_FILTER_ROUNDS` sets any
+    /// two-pass plan's) on `limits.sms` multiprocessors.
     pub fn filter(
         vocab: u32,
         k: u32,
         size: u32,
         threads: u32,
         max_batch: usize,
-        smem_limit: u32,
+        limits: &Limits,
     ) -> Option<Plan> {
         if !(MIN_THREADS..=MAX_THREADS).contains(&threads) || threads % 32 != 0 {
             return None;
@@ -372,20 +416,28 @@ impl Plan {
         let sampled = std::env::var(SAMPLE_ENV).as_deref() != Ok("off")
             && (k > FILTER_LAST_BLOCK_MAX_K || bytes > FILTER_SAMPLE_BYTES);
         let rank = sample_rank(vocab, k, size, SAMPLE_THREADS);
+        let sample_rank = if sampled && !single_pass && rank <= SAMPLE_THREADS / 4 {
+            rank
+        } else {
+            0
+        };
         let plan = Plan {
             filter: true,
             single_pass,
             merge_launch: single_pass || k > FILTER_LAST_BLOCK_MAX_K,
-            sample_rank: if sampled && !single_pass && rank <= SAMPLE_THREADS / 4 {
-                rank
-            } else {
-                0
+            sample_rank,
+            filter_rounds: match std::env::var(FILTER_ROUNDS_ENV).ok() {
+                Some(v) if !v.is_empty() => v.trim().parse().ok().filter(|&r| r >= 1)?,
+                _ if sample_rank > 0 => {
+                    filter_rounds(plan.chunks, max_batch, limits.sms * FILTER_BLOCKS_PER_SM)
+                }
+                _ => 1,
             },
             ..plan
         };
         (k.div_ceil(plan.chunks) <= ranked
             && cluster_fits(plan.chunk_len, size, threads)
-            && plan.smem() <= smem_limit)
+            && plan.smem() <= limits.smem)
             .then_some(plan)
     }
 

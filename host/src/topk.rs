@@ -58,7 +58,7 @@ impl TopKConfig {
         let chunked = self.plan_for(limits.smem)?;
         Ok(self
             .cluster_plan(limits, 0)
-            .or_else(|| self.filter_plan(limits.smem))
+            .or_else(|| self.filter_plan(limits))
             .unwrap_or(chunked))
     }
 
@@ -66,7 +66,7 @@ impl TopKConfig {
     /// rows of at least [`FILTER_MIN_VOCAB`], unless a `target_pool` (a
     /// chunking) is set; `$STREAMTOPK_FILTER` may turn it `off` or set the
     /// threads. The config must be valid.
-    fn filter_plan(&self, smem_limit: u32) -> Option<Plan> {
+    fn filter_plan(&self, limits: &Limits) -> Option<Plan> {
         if self.vocab < FILTER_MIN_VOCAB || self.target_pool.is_some() {
             return None;
         }
@@ -75,7 +75,7 @@ impl TopKConfig {
             None => FILTER_THREADS,
         };
         let (vocab, k, size) = (self.vocab as u32, self.k as u32, self.dtype.size() as u32);
-        Plan::filter(vocab, k, size, threads, self.max_batch, smem_limit)
+        Plan::filter(vocab, k, size, threads, self.max_batch, limits)
     }
 
     /// The cluster-per-row plan for a device with `limits`, leaving `extra`
@@ -217,6 +217,7 @@ impl Workspace {
             k: plan.k,
             mode: mode::FUSED,
             sample_rank: plan.sample_rank,
+            rounds: plan.filter_rounds,
         }
     }
 }

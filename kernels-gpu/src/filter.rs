@@ -4,11 +4,14 @@
 //!
 //! Contract ([`TopKParams`]; launches `BOUND` or `SAMPLE`, then `FILTER`
 //! and `MERGE` or `FILTER_MERGE`; or `LOCAL`, `MERGE_LOCAL`, [`mode`]):
-//! - grid `(chunks, batch)` (merges and `SAMPLE`: `(1, batch)`), block
+//! - grid `(chunks, batch)` (merges and `SAMPLE`: `(1, batch)`; `FILTER`
+//!   and `FILTER_MERGE`: `(ceil(chunks / rounds), batch)`), block
 //!   `threads` (multiple of 32, 256..=1024; `SAMPLE`:
-//!   [`crate::params::SAMPLE_THREADS`]); block `(c, r)` holds row `r`'s positions
-//!   `[c * chunk_len, min(vocab, (c + 1) * chunk_len))` in registers (a
-//!   [`Slice`]: `chunk_len` must [`crate::params::cluster_fits`]);
+//!   [`crate::params::SAMPLE_THREADS`]); block `(c, r)` holds row `r`'s
+//!   chunk `c`, positions `[c * chunk_len, min(vocab, (c + 1) *
+//!   chunk_len))`, in registers (a [`Slice`]: `chunk_len` must
+//!   [`crate::params::cluster_fits`]); in a `FILTER` or `FILTER_MERGE`
+//!   launch, chunks `c * rounds ..` up to `rounds` of them, one at a time;
 //! - dynamic shared memory `FilterLayout::new(k, 0).bound_bytes` (launches
 //!   that merge: `.bytes`, of `FilterLayout::new(k, chunks)` for
 //!   `MERGE_LOCAL`);
@@ -183,9 +186,16 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
         }
         return;
     }
-    let start = block_idx_x() * p.chunk_len;
-    let n = p.chunk_len.min(p.vocab - start);
-    let slice = Slice::<E>::load(row_addr + (start * E::SIZE) as u64, n, start);
+    // The chunks this block appends: one, or (`FILTER`, `FILTER_MERGE`)
+    // `p.rounds` in a row, each loaded after the one before is appended.
+    let rounds = if p.mode == mode::FILTER || p.mode == mode::FILTER_MERGE {
+        p.rounds.max(1)
+    } else {
+        1
+    };
+    let first_chunk = block_idx_x() * rounds;
+    let chunks = p.chunks.min(first_chunk + rounds);
+    let slice = load_chunk::<E>(p, first_chunk);
     // The logits are no launch's output: only the words and pools wait.
     wait_for_prerequisite_grid();
 
@@ -203,12 +213,48 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
         return;
     }
     let bound = !words.get_cg(at(BOUND));
+    append_pool(&slice, p, layout, first, bound);
+    for chunk in first_chunk + 1..chunks {
+        // Every warp has read its slots before the next reservation.
+        sync_threads();
+        append_chunk::<E>(
+            p.input,
+            p.vocab,
+            p.chunk_len,
+            p.k,
+            chunk,
+            p.arrivals,
+            p.pool,
+            first,
+            bound,
+        );
+    }
+    if p.mode == mode::FILTER_MERGE && last_to_arrive(words, at(ARRIVED), p.chunks.div_ceil(rounds))
+    {
+        merge_pool::<E, R>(p, layout, rows, row_addr, first);
+    }
+}
+
+/// Appends the sort words of the slice's elements at or above `bound` to
+/// the row's pool, which starts at word `first` (2.), on the row's global
+/// counter (one reservation a block). Block-wide.
+#[inline(always)]
+fn append_pool<E: Element>(
+    slice: &Slice<E>,
+    p: &TopKParams,
+    layout: &FilterLayout,
+    first: u64,
+    bound: u32,
+) {
+    let words = GlobalMut::<u32>::new(p.arrivals);
+    let found = (block_idx_y() * WORDS + FOUND) as u64;
+    let pool = GlobalMut::<u64>::new(p.pool);
     slice.append_at_least(
         bound,
         |n| {
             warp_slots(n, |n| {
                 block_reserve(n, Shared::dynamic(layout.maxima), |n| {
-                    words.fetch_add(at(FOUND), n)
+                    words.fetch_add(found, n)
                 })
             })
         },
@@ -218,9 +264,46 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
             }
         },
     );
-    if p.mode == mode::FILTER_MERGE && last_to_arrive(words, at(ARRIVED), p.chunks) {
-        merge_pool::<E, R>(p, layout, rows, row_addr, first);
-    }
+}
+
+/// [`append_pool`] of the row's chunk `chunk`, loaded here (the fields of
+/// `p` and `layout` it reads passed one by one): a call of its own, so the
+/// registers of the block's first chunk and of the merge that may follow
+/// are not held across it (inlined into a loop, ptxas spilled).
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn append_chunk<E: Element>(
+    input: u64,
+    vocab: u32,
+    chunk_len: u32,
+    k: u32,
+    chunk: u32,
+    arrivals: u64,
+    pool: u64,
+    first: u64,
+    bound: u32,
+) {
+    let p = TopKParams {
+        input,
+        vocab,
+        chunk_len,
+        k,
+        arrivals,
+        pool,
+        ..TopKParams::default()
+    };
+    // A `FILTER` or `FILTER_MERGE` launch's layout.
+    let layout = FilterLayout::new(k, 0);
+    append_pool(&load_chunk::<E>(&p, chunk), &p, &layout, first, bound);
+}
+
+/// Chunk `chunk` of row `blockIdx.y`, loaded into registers.
+#[inline(always)]
+fn load_chunk<E: Element>(p: &TopKParams, chunk: u32) -> Slice<E> {
+    let row_addr = p.input + block_idx_y() as u64 * p.vocab as u64 * E::SIZE as u64;
+    let start = chunk * p.chunk_len;
+    let n = p.chunk_len.min(p.vocab - start);
+    Slice::load(row_addr + (start * E::SIZE) as u64, n, start)
 }
 
 /// A `LOCAL` block's appends (4.): the sort words of its elements at or

@@ -66,6 +66,10 @@ pub struct TopKParams {
     /// Filter body, `SAMPLE` launch: the rank among its threads' sampled
     /// maxima that each row's block takes as the row's bound.
     pub sample_rank: u32,
+    /// Filter body, `FILTER` and `FILTER_MERGE` launches: the chunks each
+    /// block appends, one after another (its grid `ceil(chunks / rounds)`
+    /// blocks a row); 0 counts as 1.
+    pub rounds: u32,
 }
 
 /// 16-byte vectors of the row each thread of a `SAMPLE` launch reads,
