@@ -427,6 +427,7 @@ impl Plan {
             merge_launch: single_pass || k > FILTER_LAST_BLOCK_MAX_K,
             sample_rank,
             filter_rounds: match std::env::var(FILTER_ROUNDS_ENV).ok() {
+                _ if single_pass => 1,
                 Some(v) if !v.is_empty() => v.trim().parse().ok().filter(|&r| r >= 1)?,
                 _ if sample_rank > 0 => {
                     filter_rounds(plan.chunks, max_batch, limits.sms * FILTER_BLOCKS_PER_SM)

@@ -171,7 +171,6 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
     let row_addr = p.input + row as u64 * p.vocab as u64 * E::SIZE as u64;
     let words = GlobalMut::<u32>::new(p.arrivals);
     let at = |word: u32| (row * WORDS + word) as u64;
-    let pool = GlobalMut::<u64>::new(p.pool);
     let first = row as u64 * layout.pool as u64;
     if mode::is_merge(p.mode) {
         wait_for_prerequisite_grid();

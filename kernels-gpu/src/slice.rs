@@ -12,7 +12,7 @@ use crate::block::{
 };
 use crate::device::{
     block_dim, lane, load_nc_v4, max_nan_bf16x2, max_nan_f16x2, max_nan_f32, not_below_bf16x2,
-    not_below_f16x2, shfl_idx, sync_threads, thread_idx, warp, Global, Shared,
+    not_below_f16x2, sync_threads, thread_idx, warp, Global, Shared,
 };
 use crate::element::{sort_word, DType, Element, NAN_KEY};
 use crate::params::CLUSTER_VECTORS;
