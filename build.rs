@@ -9,7 +9,7 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
-use streamtopk_kernels::params::FILTER_MAX_REGISTERS;
+use streamtopk_kernels::params::{FILTER_MAX_REGISTERS, MERGE_MAX_REGISTERS};
 
 const TARGET: &str = "nvptx64-nvidia-cuda";
 
@@ -80,6 +80,7 @@ fn main() {
     let ptx = std::fs::read_to_string(&ptx)
         .unwrap_or_else(|e| panic!("kernel build produced no PTX at {}: {e}", ptx.display()));
     let ptx = cap_registers(&ptx, "topk_filter_", FILTER_MAX_REGISTERS);
+    let ptx = cap_registers(&ptx, "topk_merge_", MERGE_MAX_REGISTERS);
     std::fs::write(out_dir.join("streamtopk.ptx"), ptx).expect("writing the PTX to OUT_DIR");
 }
 

@@ -80,7 +80,7 @@ pub(crate) fn driver(call: &'static str, r: cuda::CUresult) -> Result<()> {
 }
 
 /// Names of the kernel entry points, by body (top-k, cluster top-k,
-/// sampling, cluster sampling, filter top-k), then dtype.
+/// sampling, cluster sampling, filter top-k, its merges), then dtype.
 pub const KERNEL_NAMES: [&str; KERNELS] = [
     "topk_bf16",
     "topk_f16",
@@ -97,8 +97,11 @@ pub const KERNEL_NAMES: [&str; KERNELS] = [
     "topk_filter_bf16",
     "topk_filter_f16",
     "topk_filter_f32",
+    "topk_merge_bf16",
+    "topk_merge_f16",
+    "topk_merge_f32",
 ];
-const KERNELS: usize = 15;
+const KERNELS: usize = 18;
 
 /// Index of each body's kernels in [`KERNEL_NAMES`].
 const TOPK: usize = 0;
@@ -106,6 +109,7 @@ const TOPK_CLUSTER: usize = 3;
 const SAMPLE: usize = 6;
 const SAMPLE_CLUSTER: usize = 9;
 const TOPK_FILTER: usize = 12;
+const TOPK_MERGE: usize = 15;
 
 /// Whether [`KERNEL_NAMES`]`[function]` is a cluster kernel (launched in
 /// clusters of `grid.0` blocks).
@@ -414,6 +418,8 @@ impl Kernels {
     ) -> Result<()> {
         let body = if plan.cluster {
             TOPK_CLUSTER
+        } else if mode::is_merge(p.mode) {
+            TOPK_MERGE
         } else {
             TOPK_FILTER
         };

@@ -193,11 +193,9 @@ impl Workspace {
     /// The workspace of `max_batch` rows of `plan` (the context must be current).
     pub(crate) fn new(plan: &Plan, max_batch: usize) -> Result<Workspace> {
         let slots = (max_batch * plan.pool() as usize).max(1);
-        let pool = alloc("the stage-2 pool", slots, |n| {
-            // SAFETY: u64 has no invalid bit patterns; stage 1 writes every
-            // slot stage 2 reads before it reads it.
-            unsafe { DeviceBuffer::uninitialized(n) }
-        })?;
+        // Zeroed once: the merge kernels copy a row's first words before
+        // they know how many the filter wrote (and use only those).
+        let pool = alloc("the stage-2 pool", slots, DeviceBuffer::zeroed)?;
         let words = max_batch * filter_words::WORDS as usize;
         let arrivals = alloc("the arrival counters", words, DeviceBuffer::zeroed)?;
         Ok(Workspace { pool, arrivals })

@@ -403,6 +403,12 @@ impl<T: Copy> GlobalMut<T> {
         }
     }
 
+    /// Device address of element `i`.
+    #[inline(always)]
+    pub fn addr(self, i: u64) -> u64 {
+        self.ptr.wrapping_add(i as usize) as u64
+    }
+
     /// Store `v` at element `i`.
     #[inline(always)]
     pub fn set(self, i: u64, v: T) {
@@ -445,6 +451,33 @@ impl<T: Copy> Shared<T> {
         // SAFETY: in bounds (see `dynamic`); accesses of different threads are
         // separated by barriers, which the compiler treats as memory clobbers.
         unsafe { self.ptr.add(i as usize).write(v) }
+    }
+}
+
+impl Shared<u64> {
+    /// Starts a copy of the 16 bytes at the 16-byte-aligned device address
+    /// `src` to words `i` and `i + 1` (`i` even) through L2
+    /// (`cp.async.cg`); [`copy_async_wait`] and then a barrier make them
+    /// visible to the block.
+    #[inline(always)]
+    pub fn copy_async(self, i: u32, src: u64) {
+        // SAFETY: in bounds (see `dynamic`) and 16-byte aligned by the
+        // caller; no other access to these words before the wait.
+        unsafe {
+            asm!(
+                "{{ .reg .u64 s; cvta.to.shared.u64 s, {p}; cp.async.cg.shared.global [s], [{g}], 16; }}",
+                p = in(reg64) self.ptr.add(i as usize), g = in(reg64) src, options(nostack),
+            );
+        }
+    }
+}
+
+/// Waits for this thread's [`Shared::copy_async`]s (`cp.async.wait_all`).
+#[inline(always)]
+pub fn copy_async_wait() {
+    // SAFETY: no operands.
+    unsafe {
+        asm!("cp.async.wait_all;", options(nostack));
     }
 }
 

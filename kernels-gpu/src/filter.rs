@@ -3,7 +3,8 @@
 //! what passes it, and a sort of what passed.
 //!
 //! Contract ([`TopKParams`]; launches `BOUND` or `SAMPLE`, then `FILTER`
-//! and `MERGE` or `FILTER_MERGE`; or `LOCAL`, `MERGE_LOCAL`, [`mode`]):
+//! and `MERGE` or `FILTER_MERGE`; or `LOCAL`, `MERGE_LOCAL`, [`mode`]; the
+//! merges in kernels of their own, [`run_merge`]):
 //! - grid `(chunks, batch)` (merges and `SAMPLE`: `(1, batch)`; `FILTER`
 //!   and `FILTER_MERGE`: `(ceil(chunks / rounds), batch)`), block
 //!   `threads` (multiple of 32, 256..=1024; `SAMPLE`:
@@ -74,8 +75,8 @@ use crate::block::{
     Keys, Scratch,
 };
 use crate::device::{
-    block_dim, block_idx_x, block_idx_y, launch_dependents, shfl_idx, sync_threads, thread_idx,
-    wait_for_prerequisite_grid, Global, GlobalMut, Shared,
+    block_dim, block_idx_x, block_idx_y, copy_async_wait, launch_dependents, shfl_idx,
+    sync_threads, thread_idx, wait_for_prerequisite_grid, Global, GlobalMut, Shared,
 };
 use crate::element::{sort_word, Element};
 use crate::kernel::{last_to_arrive, Rows};
@@ -163,20 +164,33 @@ fn sampled_bound<E: Element>(
     bound_of_tops::<E>(top, j, layout.maxima, 0)
 }
 
-/// The filter kernels' body (see the module doc), handing row
-/// `blockIdx.y`'s top k to `rows` in its merge block.
+/// Device address of row `blockIdx.y` of the input, and the row's first
+/// pool word.
+#[inline(always)]
+fn row_start<E: Element>(p: &TopKParams, layout: &FilterLayout) -> (u64, u64) {
+    let row = block_idx_y() as u64;
+    let row_addr = p.input + row * p.vocab as u64 * E::SIZE as u64;
+    (row_addr, row * layout.pool as u64)
+}
+
+/// The merge kernels' body (`MERGE`, `MERGE_LOCAL`: 3.), handing row
+/// `blockIdx.y`'s top k to `rows`.
+#[inline(always)]
+pub fn run_merge<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout, rows: &R) {
+    let (row_addr, first) = row_start::<E>(p, layout);
+    wait_for_prerequisite_grid();
+    merge_pool::<E, R, true>(p, layout, rows, row_addr, first);
+}
+
+/// The filter kernels' body (every launch of the module doc but the
+/// merges), handing row `blockIdx.y`'s top k to `rows` in its merge block
+/// (`FILTER_MERGE`).
 #[inline(always)]
 pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout, rows: &R) {
     let row = block_idx_y();
-    let row_addr = p.input + row as u64 * p.vocab as u64 * E::SIZE as u64;
+    let (row_addr, first) = row_start::<E>(p, layout);
     let words = GlobalMut::<u32>::new(p.arrivals);
     let at = |word: u32| (row * WORDS + word) as u64;
-    let first = row as u64 * layout.pool as u64;
-    if mode::is_merge(p.mode) {
-        wait_for_prerequisite_grid();
-        merge_pool::<E, R>(p, layout, rows, row_addr, first);
-        return;
-    }
     // The next launch of the call may take the SM slots this grid leaves.
     launch_dependents();
     if p.mode == mode::SAMPLE {
@@ -230,7 +244,7 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
     }
     if p.mode == mode::FILTER_MERGE && last_to_arrive(words, at(ARRIVED), p.chunks.div_ceil(rounds))
     {
-        merge_pool::<E, R>(p, layout, rows, row_addr, first);
+        merge_pool::<E, R, false>(p, layout, rows, row_addr, first);
     }
 }
 
@@ -446,12 +460,45 @@ fn copy_pool(pool: GlobalMut<u64>, first: u64, found: u32, candidates: Shared<u6
     sync_threads();
 }
 
+/// [`copy_pool`] by asynchronous 16-byte copies (no registers held): the
+/// first `min(2k, capacity)` words whatever the count `found()` (a load of
+/// the row's `FOUND` word; each row's pool and `candidates` hold
+/// `capacity` words, an even number), issued with the count's load, and
+/// the rest where the count lies in `k..=capacity`: one round trip to L2
+/// where no more than those passed (64 x 151,936 k=1024: ~450 cycles of
+/// ~12,600 less, BENCHMARKS.md v19). Returns the count. Block-wide, ends
+/// with a barrier.
+#[inline(always)]
+fn copy_pool_early<F: FnOnce() -> u32>(
+    pool: GlobalMut<u64>,
+    first: u64,
+    found: F,
+    k: u32,
+    capacity: u32,
+    candidates: Shared<u64>,
+) -> u32 {
+    let found = found();
+    let copy = found >= k && found <= capacity;
+    let (addr, ahead) = (pool.addr(first), capacity.min(2 * k));
+    let mut pair = thread_idx();
+    while 2 * pair < ahead || (copy && 2 * pair < found) {
+        candidates.copy_async(2 * pair, addr + 16 * pair as u64);
+        pair += block_dim();
+    }
+    copy_async_wait();
+    sync_threads();
+    found
+}
+
 /// The merge launch's block of row `blockIdx.y` (3.): sorts the row's
 /// pool (from word `first` of `p.pool`; or, on overflow, the row's exact
 /// top k), hands the first k to `rows` and resets the row's words.
-/// Block-wide.
+/// `EARLY` (the merge kernels) copies the pool with [`copy_pool_early`];
+/// the filter kernels' `FILTER_MERGE` blocks keep [`copy_pool`] (the
+/// early copy's code made ptxas spill in the appends under their register
+/// cap). Block-wide.
 #[inline(always)]
-fn merge_pool<E: Element, R: Rows<E>>(
+fn merge_pool<E: Element, R: Rows<E>, const EARLY: bool>(
     p: &TopKParams,
     layout: &FilterLayout,
     rows: &R,
@@ -469,11 +516,14 @@ fn merge_pool<E: Element, R: Rows<E>>(
     let local = p.mode == mode::MERGE_LOCAL;
     let found = if local {
         gather_regions(p, layout, first)
+    } else if EARLY {
+        let found = || words.get_cg(at(FOUND));
+        copy_pool_early(pool, first, found, p.k, layout.capacity, candidates)
     } else {
         words.get_cg(at(FOUND))
     };
     let count = if found >= p.k && found <= layout.capacity {
-        if !local {
+        if !local && !EARLY {
             copy_pool(pool, first, found, candidates);
         }
         found

@@ -28,7 +28,7 @@ use crate::device::{
     block_dim, block_idx_x, block_idx_y, fence, sync_threads, thread_idx, GlobalMut, Shared,
 };
 use crate::element::{unpack_sort_word, Bf16, Element, F16, F32};
-use crate::filter::run_filter;
+use crate::filter::{run_filter, run_merge};
 use crate::merge::merge;
 use crate::params::{mode, ClusterLayout, FilterLayout, Layout, TopKParams};
 use crate::sample::Sampler;
@@ -175,7 +175,7 @@ fn topk<E: Element>(p: &TopKParams) {
 }
 
 macro_rules! kernels {
-    ($($ty:ty: $topk:ident, $topk_cluster:ident, $topk_filter:ident, $sample:ident, $sample_cluster:ident);*) => {$(
+    ($($ty:ty: $topk:ident, $topk_cluster:ident, $topk_filter:ident, $topk_merge:ident, $sample:ident, $sample_cluster:ident);*) => {$(
         /// Top-k for one dtype (see the module doc).
         #[no_mangle]
         pub extern "ptx-kernel" fn $topk(p: TopKParams) {
@@ -196,6 +196,18 @@ macro_rules! kernels {
             run_filter::<$ty, _>(&p, &layout, &TopKOut::<$ty>::new(&p));
         }
 
+        /// The filter body's merge launches for one dtype (`MERGE`,
+        /// `MERGE_LOCAL`; see [`crate::filter`]), in a kernel of their own:
+        /// their code apart from the appends' (whose register allocation
+        /// under the filter kernels' cap it upset), under a cap of their
+        /// own ([`crate::params::MERGE_MAX_REGISTERS`]).
+        #[no_mangle]
+        pub extern "ptx-kernel" fn $topk_merge(p: TopKParams) {
+            let local = if mode::is_local(p.mode) { p.chunks } else { 0 };
+            let layout = FilterLayout::new(p.k, local);
+            run_merge::<$ty, _>(&p, &layout, &TopKOut::<$ty>::new(&p));
+        }
+
         /// Sampling for one dtype (see [`crate::sample`]).
         #[no_mangle]
         pub extern "ptx-kernel" fn $sample(p: crate::params::SampleParams) {
@@ -211,7 +223,7 @@ macro_rules! kernels {
 }
 
 kernels!(
-    Bf16: topk_bf16, topk_cluster_bf16, topk_filter_bf16, sample_bf16, sample_cluster_bf16;
-    F16: topk_f16, topk_cluster_f16, topk_filter_f16, sample_f16, sample_cluster_f16;
-    F32: topk_f32, topk_cluster_f32, topk_filter_f32, sample_f32, sample_cluster_f32
+    Bf16: topk_bf16, topk_cluster_bf16, topk_filter_bf16, topk_merge_bf16, sample_bf16, sample_cluster_bf16;
+    F16: topk_f16, topk_cluster_f16, topk_filter_f16, topk_merge_f16, sample_f16, sample_cluster_f16;
+    F32: topk_f32, topk_cluster_f32, topk_filter_f32, topk_merge_f32, sample_f32, sample_cluster_f32
 );

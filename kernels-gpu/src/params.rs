@@ -289,6 +289,9 @@ pub const SM_REGISTERS: u32 = 65_536;
 /// took 59 after the bucket sort went in (two blocks an SM).
 pub const FILTER_MAX_REGISTERS: u32 =
     SM_REGISTERS / (FILTER_BLOCKS_PER_SM * FILTER_THREADS) / 8 * 8;
+/// Register cap of the merge kernels (`topk_merge_<dtype>`, one block a
+/// row): the most that lets a block of [`MAX_THREADS`] start.
+pub const MERGE_MAX_REGISTERS: u32 = SM_REGISTERS / MAX_THREADS;
 
 /// Word offsets in each row's `[row * filter_words::WORDS ..]` of the
 /// `arrivals` buffer (the filter kernel's; the chunked kernel uses word
