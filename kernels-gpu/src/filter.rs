@@ -164,13 +164,17 @@ fn sampled_bound<E: Element>(
     bound_of_tops::<E>(top, j, layout.maxima, 0)
 }
 
+/// Device address of row `blockIdx.y` of the input.
+#[inline(always)]
+fn row_addr<E: Element>(p: &TopKParams) -> u64 {
+    p.input + block_idx_y() as u64 * p.vocab as u64 * E::SIZE as u64
+}
+
 /// Device address of row `blockIdx.y` of the input, and the row's first
 /// pool word.
 #[inline(always)]
 fn row_start<E: Element>(p: &TopKParams, layout: &FilterLayout) -> (u64, u64) {
-    let row = block_idx_y() as u64;
-    let row_addr = p.input + row * p.vocab as u64 * E::SIZE as u64;
-    (row_addr, row * layout.pool as u64)
+    (row_addr::<E>(p), block_idx_y() as u64 * layout.pool as u64)
 }
 
 /// The merge kernels' body (`MERGE`, `MERGE_LOCAL`: 3.), handing row
@@ -313,7 +317,7 @@ fn append_chunk<E: Element>(
 /// Chunk `chunk` of row `blockIdx.y`, loaded into registers.
 #[inline(always)]
 fn load_chunk<E: Element>(p: &TopKParams, chunk: u32) -> Slice<E> {
-    let row_addr = p.input + block_idx_y() as u64 * p.vocab as u64 * E::SIZE as u64;
+    let row_addr = row_addr::<E>(p);
     let start = chunk * p.chunk_len;
     let n = p.chunk_len.min(p.vocab - start);
     Slice::load(row_addr + (start * E::SIZE) as u64, n, start)
@@ -461,23 +465,22 @@ fn copy_pool(pool: GlobalMut<u64>, first: u64, found: u32, candidates: Shared<u6
 }
 
 /// [`copy_pool`] by asynchronous 16-byte copies (no registers held): the
-/// first `min(2k, capacity)` words whatever the count `found()` (a load of
-/// the row's `FOUND` word; each row's pool and `candidates` hold
-/// `capacity` words, an even number), issued with the count's load, and
+/// first `min(2k, capacity)` words whatever the count `found` (each row's
+/// pool and `candidates` hold `capacity` words, an even number), issued
+/// while the count's load is in flight, and
 /// the rest where the count lies in `k..=capacity`: one round trip to L2
 /// where no more than those passed (64 x 151,936 k=1024: ~450 cycles of
 /// ~12,600 less, BENCHMARKS.md v19). Returns the count. Block-wide, ends
 /// with a barrier.
 #[inline(always)]
-fn copy_pool_early<F: FnOnce() -> u32>(
+fn copy_pool_early(
     pool: GlobalMut<u64>,
     first: u64,
-    found: F,
+    found: u32,
     k: u32,
     capacity: u32,
     candidates: Shared<u64>,
 ) -> u32 {
-    let found = found();
     let copy = found >= k && found <= capacity;
     let (addr, ahead) = (pool.addr(first), capacity.min(2 * k));
     let mut pair = thread_idx();
@@ -517,7 +520,7 @@ fn merge_pool<E: Element, R: Rows<E>, const EARLY: bool>(
     let found = if local {
         gather_regions(p, layout, first)
     } else if EARLY {
-        let found = || words.get_cg(at(FOUND));
+        let found = words.get_cg(at(FOUND));
         copy_pool_early(pool, first, found, p.k, layout.capacity, candidates)
     } else {
         words.get_cg(at(FOUND))
