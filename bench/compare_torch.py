@@ -2,10 +2,11 @@
 """Side-by-side: torch.topk and streamtopk on the same logits, on this GPU.
 
 For each shape: logits = torch.randn(batch, vocab, generator seeded 0) in the
-chosen dtype; torch.topk is timed as an eager loop (per call, synchronised,
-like the seed benchmark) and as CUDA-graph replay (GPU time); topk_benchmark
+chosen dtype; torch.topk is timed as an eager loop synchronised after every
+call ("end-to-end"), as a plain loop with one synchronise at its end (calls
+queue behind each other) and as CUDA-graph replay (GPU time); topk_benchmark
 reads the same logits from a safetensors file, times itself (CUDA events for
-GPU time, a synchronised loop for end-to-end) and writes its values/indices,
+GPU time, loops for end-to-end and plain-loop times) and writes its values/indices,
 which are compared with torch's. Prints the seed's table with both columns.
 
 With --sample: nanochat's sample_next_token (torch: topk, div, softmax,
@@ -72,6 +73,32 @@ def e2e_ms(fn, iters):
     return (time.perf_counter() - t0) * 1e3 / iters
 
 
+def events_ms(fn, iters):
+    """GPU time per call of an eager loop of `fn`, by CUDA events around it."""
+    for _ in range(3):
+        fn()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        fn()
+    stop.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(stop) / iters
+
+
+def loop_ms(fn, iters):
+    """Per-call time of a plain loop of `fn` with one synchronise at its end
+    (calls queue behind each other)."""
+    for _ in range(10):
+        fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) * 1e3 / iters
+
+
 def device_context(args):
     """The floors of a graph-replayed kernel (a 1-element fill; one per
     graph, and back-to-back), the end-to-end floors of one call (torch: the
@@ -85,13 +112,19 @@ def device_context(args):
     e2e_floor_ms = (e2e_ms(lambda: tiny.fill_(0.0), iters), ours["e2e_ms"], ours["enqueue_ms"])
     n = 512 << 20
     src, dst = torch.empty(n, dtype=torch.uint8, device="cuda"), torch.empty(n, dtype=torch.uint8, device="cuda")
-    copy_ms = graph_ms(lambda: dst.copy_(src), max(iters // 10, 10))
-    return floor_ms, e2e_floor_ms, 2 * n / (copy_ms * 1e-3) / 1e9
+    # Timed eagerly: captured in a graph, the copy becomes a memcpy node on
+    # a copy engine, which on the H200 moved only ~2.75 TB/s against the
+    # copy kernel's ~4.2 (BENCHMARKS.md v20).
+    copy_ms = events_ms(lambda: dst.copy_(src), max(iters // 10, 10))
+    x = torch.ones(n // 2, dtype=torch.bfloat16, device="cuda")
+    read_ms = events_ms(lambda: x.sum(), max(iters // 10, 10))
+    return floor_ms, e2e_floor_ms, 2 * n / (copy_ms * 1e-3) / 1e9, n / (read_ms * 1e-3) / 1e9
 
 
 def time_torch(x, k, iters):
     eager_ms = e2e_ms(lambda: torch.topk(x, k), iters)
-    return eager_ms, graph_ms(lambda: torch.topk(x, k), iters), graph_ms(lambda: torch.topk(x, k), iters, BACK_TO_BACK)
+    graph = graph_ms(lambda: torch.topk(x, k), iters), graph_ms(lambda: torch.topk(x, k), iters, BACK_TO_BACK)
+    return eager_ms, *graph, loop_ms(lambda: torch.topk(x, k), iters)
 
 
 @torch.inference_mode()
@@ -154,6 +187,7 @@ def compare_sampling(args, rows, dtype):
                 sample_next_token(x, rng, 1.0, top_k)
                 torch.cuda.synchronize()
             torch_e2e = (time.perf_counter() - t0) * 1e3 / args.iters
+            torch_loop = loop_ms(lambda: sample_next_token(x, rng, 1.0, top_k), args.iters)
             start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             for _ in range(args.iters):
@@ -166,16 +200,17 @@ def compare_sampling(args, rows, dtype):
             run_ours(args, common + ["--temperature", "0", "--output", out])
             greedy_equal = bool(torch.equal(load_file(out)["tokens"].cuda(), torch.argmax(x, dim=-1)))
             row = dict(mode="sample", batch=b, vocab=v, k=k, dtype=args.dtype, torch_e2e_ms=torch_e2e,
-                       torch_gpu_ms=torch_gpu, ours_e2e_ms=ours["e2e_ms"], ours_gpu_ms=ours["gpu_ms"], ours_b2b_ms=ours["gpu_b2b_ms"],
+                       torch_gpu_ms=torch_gpu, torch_loop_ms=torch_loop, ours_loop_ms=ours["loop_ms"], ours_e2e_ms=ours["e2e_ms"], ours_gpu_ms=ours["gpu_ms"], ours_b2b_ms=ours["gpu_b2b_ms"],
                        greedy_equal=greedy_equal)
             record(args, results, row)
     print()
-    print("| Batch | Vocab | top_k | dtype | nanochat torch end-to-end (ms) | torch GPU, eager events (ms) | streamtopk sampler end-to-end (ms) | streamtopk sampler GPU (ms) | streamtopk sampler GPU back-to-back (ms) | Speedup end-to-end | Speedup GPU | greedy = torch.argmax |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| Batch | Vocab | top_k | dtype | nanochat torch end-to-end (ms) | torch GPU, eager events (ms) | streamtopk sampler end-to-end (ms) | streamtopk sampler GPU (ms) | streamtopk sampler GPU back-to-back (ms) | Speedup end-to-end | Speedup GPU | nanochat torch plain loop (ms) | streamtopk plain loop (ms) | Speedup plain loop | greedy = torch.argmax |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['batch']} | {r['vocab']:,} | {r['k'] or 'None'} | {r['dtype']} | {r['torch_e2e_ms']:.4f} | {r['torch_gpu_ms']:.4f} | "
               f"{r['ours_e2e_ms']:.4f} | {r['ours_gpu_ms']:.4f} | {r['ours_b2b_ms']:.4f} | {r['torch_e2e_ms'] / r['ours_e2e_ms']:.1f}x | "
-              f"{r['torch_gpu_ms'] / r['ours_gpu_ms']:.1f}x | {r['greedy_equal']} |")
+              f"{r['torch_gpu_ms'] / r['ours_gpu_ms']:.1f}x | {r['torch_loop_ms']:.4f} | {r['ours_loop_ms']:.4f} | "
+              f"{r['torch_loop_ms'] / r['ours_loop_ms']:.1f}x | {r['greedy_equal']} |")
     bad = [r for r in results if not r["greedy_equal"]]
     print(f"\ngreedy rows equal to torch.argmax: {len(results) - len(bad)}/{len(results)}")
     return 1 if bad else 0
@@ -197,10 +232,11 @@ def main():
     if args.sample:
         return compare_sampling(args, rows, dtype)
 
-    floor_ms, e2e_floor_ms, copy_gbps = device_context(args)
+    floor_ms, e2e_floor_ms, copy_gbps, read_gbps = device_context(args)
     floor = (f"one-kernel graph replay floor {floor_ms[0]:.4f} ms (back-to-back {floor_ms[1]:.4f} ms); "
              f"end-to-end floor: torch fill_ {e2e_floor_ms[0]:.4f} ms, ours 1x64 k=1 {e2e_floor_ms[1]:.4f} ms "
-             f"(host enqueue {e2e_floor_ms[2]:.4f} ms); plain copy (512 MiB, read + write) {copy_gbps:.0f} GB/s")
+             f"(host enqueue {e2e_floor_ms[2]:.4f} ms); plain copy (512 MiB, read + write) {copy_gbps:.0f} GB/s; "
+             f"read-only sum (512 MiB) {read_gbps:.0f} GB/s")
     print(f"# {floor}", flush=True)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -208,7 +244,7 @@ def main():
             print(f"# [{i + 1}/{len(rows)}] batch={b} vocab={v} k={k}", file=sys.stderr, flush=True)
             x, inp = seeded_logits(tmp, b, v, dtype)
             out = os.path.join(tmp, "topk.safetensors")
-            eager_ms, torch_graph_ms, torch_b2b_ms = time_torch(x, k, args.iters)
+            eager_ms, torch_graph_ms, torch_b2b_ms, torch_loop_ms = time_torch(x, k, args.iters)
             tv, ti = torch.topk(x, k)
             proc = subprocess.run(
                 [args.bin, "--input", inp, "--output", out, "--top-k", str(k), "--iters", str(args.iters), "--json", "--profile"],
@@ -225,28 +261,30 @@ def main():
             idx_equal = bool(torch.equal(oi, ti))
             gbps = b * v * x.element_size() / (ours["gpu_ms"] * 1e-3) / 1e9
             row = dict(batch=b, vocab=v, k=k, dtype=args.dtype, torch_eager_ms=eager_ms, torch_graph_ms=torch_graph_ms,
-                       torch_b2b_ms=torch_b2b_ms, ours_e2e_ms=ours["e2e_ms"], ours_gpu_ms=ours["gpu_ms"],
+                       torch_b2b_ms=torch_b2b_ms, torch_loop_ms=torch_loop_ms, ours_loop_ms=ours["loop_ms"], ours_e2e_ms=ours["e2e_ms"], ours_gpu_ms=ours["gpu_ms"],
                        ours_b2b_ms=ours["gpu_b2b_ms"], stage1_ms=ours.get("stage1_ms"),
                        stage2_ms=ours.get("stage2_ms"), max_diff=max_diff, indices_equal=idx_equal, gbps=gbps,
                        chunks=ours["chunks"], pool=ours["pool"])
             record(args, results, row)
 
     print()
-    print("| Batch | Vocab | Top-k | dtype | torch eager (ms) | torch graph GPU (ms) | torch GPU back-to-back (ms) | streamtopk end-to-end (ms) | streamtopk GPU (ms) | streamtopk GPU back-to-back (ms) | Speedup GPU (torch graph / ours) | Speedup GPU back-to-back | Speedup end-to-end (torch eager / ours) | stage-2 share | read GB/s | max \\|diff\\| | indices equal |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| Batch | Vocab | Top-k | dtype | torch eager (ms) | torch graph GPU (ms) | torch GPU back-to-back (ms) | streamtopk end-to-end (ms) | streamtopk GPU (ms) | streamtopk GPU back-to-back (ms) | Speedup GPU (torch graph / ours) | Speedup GPU back-to-back | Speedup end-to-end (torch eager / ours) | torch plain loop (ms) | streamtopk plain loop (ms) | Speedup plain loop | stage-2 share | read GB/s | max \\|diff\\| | indices equal |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         share = r["stage2_ms"] / (r["stage1_ms"] + r["stage2_ms"]) if r["stage1_ms"] else float("nan")
         print(f"| {r['batch']} | {r['vocab']:,} | {r['k']} | {r['dtype']} | {r['torch_eager_ms']:.4f} | {r['torch_graph_ms']:.4f} | "
               f"{r['torch_b2b_ms']:.4f} | {r['ours_e2e_ms']:.4f} | {r['ours_gpu_ms']:.4f} | {r['ours_b2b_ms']:.4f} | "
               f"{r['torch_graph_ms'] / r['ours_gpu_ms']:.2f}x | {r['torch_b2b_ms'] / r['ours_b2b_ms']:.2f}x | "
-              f"{r['torch_eager_ms'] / r['ours_e2e_ms']:.2f}x | {100 * share:.0f}% | {r['gbps']:.0f} | {r['max_diff']:.3e} | {r['indices_equal']} |")
+              f"{r['torch_eager_ms'] / r['ours_e2e_ms']:.2f}x | {r['torch_loop_ms']:.4f} | {r['ours_loop_ms']:.4f} | "
+              f"{r['torch_loop_ms'] / r['ours_loop_ms']:.2f}x | {100 * share:.0f}% | {r['gbps']:.0f} | {r['max_diff']:.3e} | {r['indices_equal']} |")
     bad = [r for r in results if r["max_diff"] != 0 or not r["indices_equal"]]
     slower = [r for r in results if r["ours_gpu_ms"] >= r["torch_graph_ms"]]
     print(f"\nexact rows: {len(results) - len(bad)}/{len(results)}; faster than torch (GPU): {len(results) - len(slower)}/{len(results)}")
     print(floor)
     for r in results:
         if r["batch"] * r["vocab"] * torch.empty(0, dtype=dtype).element_size() >= 32 << 20:
-            print(f"  {r['batch']}x{r['vocab']} k={r['k']}: reads at {r['gbps']:.0f} GB/s = {100 * r['gbps'] / copy_gbps:.0f}% of the copy's")
+            print(f"  {r['batch']}x{r['vocab']} k={r['k']}: reads at {r['gbps']:.0f} GB/s = {100 * r['gbps'] / copy_gbps:.0f}% of the copy's, "
+                  f"{100 * r['gbps'] / read_gbps:.0f}% of the sum's")
     return 1 if bad else 0
 
 

@@ -452,7 +452,7 @@ fn default_plan_follows_the_sweep() {
         (64, 128256, 65, 9, false, false, 1),
         (130, 131072, 50, 9, true, true, 1),
         (67, 50304, 200, 4, false, false, 1),
-        (64, 151936, 1024, 13, false, true, 1),
+        (64, 151936, 1024, 10, false, true, 1),
         (256, 262144, 50, 18, true, true, 1),
         (64, 262144, 100, 18, false, false, 3),
         (64, 262144, 1024, 18, false, true, 3),

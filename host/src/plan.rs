@@ -406,12 +406,9 @@ impl Plan {
                 .next_multiple_of(CHUNK_ALIGN);
             Plan::sliced(vocab, k, size, chunk_len, threads)
         };
-        let plan = match blocks(FILTER_VECTORS) {
-            long if 4 * k.div_ceil(long.chunks) <= 3 * ranked => long,
-            _ => blocks(FILTER_VECTORS - 1),
-        };
+        let long = blocks(FILTER_VECTORS);
         let single_pass =
-            k <= ranked.min(FILTER_SINGLE_PASS_MAX_K) && plan.chunks * k <= FILTER_SINGLE_PASS_POOL;
+            k <= ranked.min(FILTER_SINGLE_PASS_MAX_K) && long.chunks * k <= FILTER_SINGLE_PASS_POOL;
         let bytes = max_batch as u64 * vocab as u64 * size as u64;
         let sampled = std::env::var(SAMPLE_ENV).as_deref() != Ok("off")
             && (k > FILTER_LAST_BLOCK_MAX_K || bytes > FILTER_SAMPLE_BYTES);
@@ -420,6 +417,12 @@ impl Plan {
             rank
         } else {
             0
+        };
+        // A sampled bound takes no share from the blocks: always the long ones.
+        let plan = if sample_rank > 0 || 4 * k.div_ceil(long.chunks) <= 3 * ranked {
+            long
+        } else {
+            blocks(FILTER_VECTORS - 1)
         };
         let plan = Plan {
             filter: true,
@@ -436,7 +439,7 @@ impl Plan {
             },
             ..plan
         };
-        (k.div_ceil(plan.chunks) <= ranked
+        ((sample_rank > 0 || k.div_ceil(plan.chunks) <= ranked)
             && cluster_fits(plan.chunk_len, size, threads)
             && plan.smem() <= limits.smem)
             .then_some(plan)

@@ -159,6 +159,9 @@ struct Times {
     e2e_ms: f64,
     /// Host time to enqueue one call (a loop of calls, no synchronise).
     enqueue_ms: f64,
+    /// The same loop with one synchronise at its end, per call (a plain
+    /// loop: calls queue behind each other).
+    loop_ms: f64,
 }
 
 /// GPU time per call from `--iters` replays of a graph of `calls` calls.
@@ -210,11 +213,13 @@ fn time_calls(
     }
     let enqueue_ms = per_call(t0);
     stream.synchronize()?;
+    let loop_ms = per_call(t0);
     Ok(Times {
         gpu_ms,
         b2b_ms,
         e2e_ms,
         enqueue_ms,
+        loop_ms,
     })
 }
 
@@ -238,6 +243,7 @@ fn bench_sample<T: Logit>(
         b2b_ms,
         e2e_ms,
         enqueue_ms,
+        loop_ms,
     } = time_calls(args, &stream, |s| {
         sampler.sample(s, &input, &params, &mut tokens)
     })?;
@@ -257,7 +263,7 @@ fn bench_sample<T: Logit>(
         let mut obj = serde_json::json!({
             "mode": "sample", "batch": batch, "vocab": vocab, "k": args.top_k, "dtype": dtype.torch_name(),
             "temperature": args.sampling.temperature, "top_p": args.sampling.top_p, "min_p": args.sampling.min_p,
-            "iters": args.iters, "gpu_ms": gpu_ms, "gpu_b2b_ms": b2b_ms, "e2e_ms": e2e_ms, "enqueue_ms": enqueue_ms,
+            "iters": args.iters, "gpu_ms": gpu_ms, "gpu_b2b_ms": b2b_ms, "e2e_ms": e2e_ms, "enqueue_ms": enqueue_ms, "loop_ms": loop_ms,
             "chunks": plan.chunks, "chunk_len": plan.chunk_len, "threads": plan.threads, "cluster": plan.cluster, "filter": plan.filter,
         });
         if let Some(ok) = checked {
@@ -265,10 +271,10 @@ fn bench_sample<T: Logit>(
         }
         println!("{obj}");
     } else {
-        println!("| Batch | Vocab | Top-k | temperature | top-p | min-p | dtype | sampler GPU (ms) | sampler GPU back-to-back (ms) | sampler end-to-end (ms) |");
-        println!("|---|---|---|---|---|---|---|---|---|---|");
+        println!("| Batch | Vocab | Top-k | temperature | top-p | min-p | dtype | sampler GPU (ms) | sampler GPU back-to-back (ms) | sampler end-to-end (ms) | sampler plain loop (ms) |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
         println!(
-            "| {batch} | {} | {} | {} | {} | {} | {} | {gpu_ms:.4} | {b2b_ms:.4} | {e2e_ms:.4} |",
+            "| {batch} | {} | {} | {} | {} | {} | {} | {gpu_ms:.4} | {b2b_ms:.4} | {e2e_ms:.4} | {loop_ms:.4} |",
             io::thousands(vocab),
             args.top_k,
             args.sampling.temperature,
@@ -351,7 +357,7 @@ fn bench<T: Logit>(
     if args.json {
         let mut obj = serde_json::json!({
             "batch": batch, "vocab": vocab, "k": k, "dtype": dtype.torch_name(),
-            "iters": args.iters, "gpu_ms": timing.times.gpu_ms, "gpu_b2b_ms": timing.times.b2b_ms, "e2e_ms": timing.times.e2e_ms, "enqueue_ms": timing.times.enqueue_ms,
+            "iters": args.iters, "gpu_ms": timing.times.gpu_ms, "gpu_b2b_ms": timing.times.b2b_ms, "e2e_ms": timing.times.e2e_ms, "enqueue_ms": timing.times.enqueue_ms, "loop_ms": timing.times.loop_ms,
             "chunks": plan.chunks, "chunk_len": plan.chunk_len, "pool": plan.pool(), "threads": plan.threads, "cluster": plan.cluster, "filter": plan.filter,
         });
         if let Some([s1, s2]) = timing.stages_ms {
@@ -363,15 +369,16 @@ fn bench<T: Logit>(
         }
         println!("{obj}");
     } else {
-        println!("| Batch | Vocab | Top-k | dtype | streamtopk GPU (ms) | streamtopk GPU back-to-back (ms) | streamtopk end-to-end (ms) | chunks x len | pool |");
-        println!("|-------|-------|-------|-------|---------------------|----------------------------------|----------------------------|--------------|------|");
+        println!("| Batch | Vocab | Top-k | dtype | streamtopk GPU (ms) | streamtopk GPU back-to-back (ms) | streamtopk end-to-end (ms) | streamtopk plain loop (ms) | chunks x len | pool |");
+        println!("|-------|-------|-------|-------|---------------------|----------------------------------|----------------------------|----------------------------|--------------|------|");
         println!(
-            "| {batch} | {} | {k} | {} | {:.4} | {:.4} | {:.4} | {} x {} | {} |",
+            "| {batch} | {} | {k} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {} x {} | {} |",
             io::thousands(vocab),
             dtype.torch_name(),
             timing.times.gpu_ms,
             timing.times.b2b_ms,
             timing.times.e2e_ms,
+            timing.times.loop_ms,
             plan.chunks,
             plan.chunk_len,
             plan.pool()
