@@ -88,9 +88,10 @@ fn check_at_offset<T: Logit>(
 /// 2048 on f32 (longer chunks), inputs at odd element offsets; the filter
 /// body merging in the row's last block (17 rows after a `SAMPLE` launch;
 /// 33 rows of 50,304 after a `BOUND` launch), in a merge launch after a
-/// `SAMPLE` launch (33 rows, k = 300) and after one pass (65 rows, k = 50).
+/// `SAMPLE` launch (33 rows, k = 300; 24 rows, k = 1024, more than a
+/// block's rank count could bound) and after one pass (65 rows, k = 50).
 /// On `NanInf` rows.
-const SANITIZER_SHAPES: [(usize, usize, usize, usize); 13] = [
+const SANITIZER_SHAPES: [(usize, usize, usize, usize); 14] = [
     (1, 50304, 50, 0),
     (4, 50304, 200, 1),
     (2, 151936, 1024, 3),
@@ -102,6 +103,7 @@ const SANITIZER_SHAPES: [(usize, usize, usize, usize); 13] = [
     (1, 300_000, 2048, 2),
     (17, 262_147, 100, 1),
     (33, 151_936, 300, 2),
+    (24, 151_936, 1024, 1),
     (67, 50304, 100, 1),
     (65, 262_147, 50, 3),
 ];
