@@ -61,15 +61,19 @@ def graph_ms(fn, iters, calls=1):
     return start.elapsed_time(stop) / (iters * calls)
 
 
-def e2e_ms(fn, iters):
-    """Per-call time of a plain loop of `fn` and a synchronise."""
+def host_ms(fn, iters, sync_each=True):
+    """Per-call wall time of a loop of `fn`, synchronised after every call
+    (end-to-end) or, with `sync_each=False`, once at its end (a plain loop:
+    calls queue behind each other)."""
     for _ in range(10):
         fn()
     torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(iters):
         fn()
-        torch.cuda.synchronize()
+        if sync_each:
+            torch.cuda.synchronize()
+    torch.cuda.synchronize()
     return (time.perf_counter() - t0) * 1e3 / iters
 
 
@@ -86,30 +90,18 @@ def events_ms(fn, iters):
     return start.elapsed_time(stop) / iters
 
 
-def loop_ms(fn, iters):
-    """Per-call time of a plain loop of `fn` with one synchronise at its end
-    (calls queue behind each other)."""
-    for _ in range(10):
-        fn()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - t0) * 1e3 / iters
-
-
 def device_context(args):
     """The floors of a graph-replayed kernel (a 1-element fill; one per
     graph, and back-to-back), the end-to-end floors of one call (torch: the
-    fill in an eager loop; ours: a 1x64, k=1 top-k) and the DRAM bandwidth
-    of a plain 512 MiB device-to-device copy (bytes read + written per
-    second), measured like the rows."""
+    fill in an eager loop; ours: a 1x64, k=1 top-k), the DRAM bandwidth of
+    a plain 512 MiB device-to-device copy (bytes read + written per
+    second), timed eagerly (a graph would run it on a copy engine), and of a
+    read-only sum of 512 MiB."""
     iters = args.iters
     tiny = torch.empty(1, device="cuda")
     floor_ms = (graph_ms(lambda: tiny.fill_(0.0), iters), graph_ms(lambda: tiny.fill_(0.0), iters, BACK_TO_BACK))
     ours = run_ours(args, ["--batch", "1", "--vocab", "64", "--top-k", "1", "--iters", str(iters), "--json"])
-    e2e_floor_ms = (e2e_ms(lambda: tiny.fill_(0.0), iters), ours["e2e_ms"], ours["enqueue_ms"])
+    e2e_floor_ms = (host_ms(lambda: tiny.fill_(0.0), iters), ours["e2e_ms"], ours["enqueue_ms"])
     n = 512 << 20
     src, dst = torch.empty(n, dtype=torch.uint8, device="cuda"), torch.empty(n, dtype=torch.uint8, device="cuda")
     # Timed eagerly: captured in a graph, the copy becomes a memcpy node on
@@ -122,9 +114,9 @@ def device_context(args):
 
 
 def time_torch(x, k, iters):
-    eager_ms = e2e_ms(lambda: torch.topk(x, k), iters)
+    eager_ms = host_ms(lambda: torch.topk(x, k), iters)
     graph = graph_ms(lambda: torch.topk(x, k), iters), graph_ms(lambda: torch.topk(x, k), iters, BACK_TO_BACK)
-    return eager_ms, *graph, loop_ms(lambda: torch.topk(x, k), iters)
+    return eager_ms, *graph, host_ms(lambda: torch.topk(x, k), iters, sync_each=False)
 
 
 @torch.inference_mode()
@@ -179,22 +171,10 @@ def compare_sampling(args, rows, dtype):
             out = os.path.join(tmp, "tokens.safetensors")
             rng = torch.Generator(device="cuda").manual_seed(42)
             top_k = k if k > 0 else None
-            for _ in range(10):
-                sample_next_token(x, rng, 1.0, top_k)
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            for _ in range(args.iters):
-                sample_next_token(x, rng, 1.0, top_k)
-                torch.cuda.synchronize()
-            torch_e2e = (time.perf_counter() - t0) * 1e3 / args.iters
-            torch_loop = loop_ms(lambda: sample_next_token(x, rng, 1.0, top_k), args.iters)
-            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(args.iters):
-                sample_next_token(x, rng, 1.0, top_k)
-            stop.record()
-            torch.cuda.synchronize()
-            torch_gpu = start.elapsed_time(stop) / args.iters
+            step = lambda: sample_next_token(x, rng, 1.0, top_k)
+            torch_e2e = host_ms(step, args.iters)
+            torch_loop = host_ms(step, args.iters, sync_each=False)
+            torch_gpu = events_ms(step, args.iters)
             common = ["--sample", "--input", inp, "--top-k", str(k), "--iters", str(args.iters), "--json"]
             ours = run_ours(args, common + ["--temperature", "1.0"])
             run_ours(args, common + ["--temperature", "0", "--output", out])
