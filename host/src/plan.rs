@@ -378,9 +378,12 @@ impl Plan {
     }
 
     /// The filter plan for rows of `vocab`: blocks of `threads` threads
-    /// holding about [`FILTER_VECTORS`] vectors each, if each block's share of the
-    /// bound `ceil(k / chunks)` fits its rank count (8 keys from each warp)
-    /// and the merge block's candidates fit `smem_limit`; in one pass
+    /// holding about [`FILTER_VECTORS`] vectors each (one fewer where a
+    /// block's share of the bound `ceil(k / chunks)` is over 3/4 of its
+    /// rank count, 8 keys from each warp), if that share fits the rank
+    /// count or a `SAMPLE` launch sets the bound (no share: always the
+    /// longer blocks, BENCHMARKS.md v20), and the merge block's
+    /// candidates fit `smem_limit`; in one pass
     /// where `k` is at most [`FILTER_SINGLE_PASS_MAX_K`] (and fits the rank
     /// count) and `chunks * k` at most [`FILTER_SINGLE_PASS_POOL`]; with a
     /// merge launch unless two passes with `k` at most
