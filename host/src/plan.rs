@@ -410,8 +410,14 @@ impl Plan {
             Plan::sliced(vocab, k, size, chunk_len, threads)
         };
         let long = blocks(FILTER_VECTORS);
-        let single_pass =
-            k <= ranked.min(FILTER_SINGLE_PASS_MAX_K) && long.chunks * k <= FILTER_SINGLE_PASS_POOL;
+        // Blocks whose own ranks bound the row (every plan but a sampled one).
+        let ranking = if 4 * k.div_ceil(long.chunks) <= 3 * ranked {
+            long
+        } else {
+            blocks(FILTER_VECTORS - 1)
+        };
+        let single_pass = k <= ranked.min(FILTER_SINGLE_PASS_MAX_K)
+            && ranking.chunks * k <= FILTER_SINGLE_PASS_POOL;
         let bytes = max_batch as u64 * vocab as u64 * size as u64;
         let sampled = std::env::var(SAMPLE_ENV).as_deref() != Ok("off")
             && (k > FILTER_LAST_BLOCK_MAX_K || bytes > FILTER_SAMPLE_BYTES);
@@ -422,11 +428,7 @@ impl Plan {
             0
         };
         // A sampled bound takes no share from the blocks: always the long ones.
-        let plan = if sample_rank > 0 || 4 * k.div_ceil(long.chunks) <= 3 * ranked {
-            long
-        } else {
-            blocks(FILTER_VECTORS - 1)
-        };
+        let plan = if sample_rank > 0 { long } else { ranking };
         let plan = Plan {
             filter: true,
             single_pass,
