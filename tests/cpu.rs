@@ -7,8 +7,8 @@ use std::process::Command;
 use streamtopk::kernels::element::{Bf16, Element, F16, F32, NAN_KEY};
 use streamtopk::kernels::params::{Layout, FILTER_MAX_REGISTERS};
 use streamtopk::plan::{
-    auto_target_pool, filter_rounds, Plan, DEFAULT_TARGET_POOL, MAX_CHUNK_BYTES, MAX_K,
-    SM90_SMEM_LIMIT,
+    auto_target_pool, filter_rounds, local_rounds, Plan, DEFAULT_TARGET_POOL, MAX_CHUNK_BYTES,
+    MAX_K, SM90_SMEM_LIMIT,
 };
 use streamtopk::{reference, DType, Error, TopKConfig, KERNEL_NAMES, PTX};
 
@@ -445,15 +445,18 @@ fn default_plan_follows_the_sweep() {
     // block's share of the bound is at most 96 keys; else the chunked body.
     // One pass where k <= 64 and chunks * k <= 1024; a merge launch for
     // one pass or k > 256. A sampled bound's FILTER blocks append up to
-    // three chunks each where that keeps the slots (132 x 3) as busy.
+    // three chunks each where that keeps the slots (132 x 3) as busy; a
+    // single pass's LOCAL blocks up to three, spread evenly, where one a
+    // block would take more than one wave of the slots.
     for (b, v, k, blocks, single, merge_launch, rounds) in [
         (67, 50304, 50, 4, true, true, 1),
-        (64, 128256, 64, 9, true, true, 1),
+        (128, 50304, 50, 4, true, true, 2),
+        (64, 128256, 64, 9, true, true, 3),
         (64, 128256, 65, 9, false, false, 1),
-        (130, 131072, 50, 9, true, true, 1),
+        (130, 131072, 50, 9, true, true, 3),
         (67, 50304, 200, 4, false, false, 1),
         (64, 151936, 1024, 10, false, true, 1),
-        (256, 262144, 50, 18, true, true, 1),
+        (256, 262144, 50, 18, true, true, 3),
         (64, 262144, 100, 18, false, false, 3),
         (64, 262144, 1024, 18, false, true, 3),
         (48, 262144, 1024, 18, false, true, 1),
@@ -480,14 +483,28 @@ fn default_plan_follows_the_sweep() {
     assert_eq!(filter_rounds(2, 396, 396), 2); // 2 against 2.0
     assert_eq!(filter_rounds(13, 64, 396), 1);
     assert_eq!(filter_rounds(1, 1000, 396), 1);
+    // A single pass: one a block within a wave, else up to three, evenly.
+    assert_eq!(local_rounds(18, 22, 396), 1); // 396 blocks: one wave
+    assert_eq!(local_rounds(18, 23, 396), 3);
+    assert_eq!(local_rounds(4, 128, 396), 2); // two blocks of two, not 3 + 1
+    assert_eq!(local_rounds(5, 100, 396), 3); // 3 + 2
+    assert_eq!(local_rounds(9, 64, 396), 3);
+    assert_eq!(local_rounds(1, 1000, 396), 1);
     assert!(!plan(64, 50304, 1024).filter && !plan(1, 16000, 50).filter);
     // A one-pass plan's pool: a region a block, room for its count and
-    // twice its own top k; the merge's candidates hold twice chunks * k.
-    for (b, v, k, room) in [(256, 262144, 50, 128u32), (130, 131072, 50, 128)] {
+    // twice the top k of each of its chunks; the merge's candidates hold
+    // twice chunks * k.
+    for (b, v, k, room) in [
+        (256, 262144, 50, 512u32),
+        (130, 131072, 50, 512),
+        (128, 50304, 50, 256),
+        (67, 50304, 50, 128),
+    ] {
         let p = plan(b, v, k);
         let layout = p.filter_layout();
         assert!(p.single_pass && layout.room == room, "{layout:?}");
-        assert_eq!(p.pool(), p.chunks * room, "{layout:?}");
+        let regions = p.chunks.div_ceil(p.filter_rounds);
+        assert_eq!(p.pool(), regions * room, "{layout:?}");
         assert!(layout.capacity >= 2 * p.chunks * k as u32, "{layout:?}");
     }
     // f32 rows of 262,144 do not fit 16 blocks' registers.

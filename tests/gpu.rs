@@ -389,28 +389,33 @@ fn filter_body_on_every_distribution() {
     }
 }
 
-/// Two-pass filter plans whose `FILTER` (or `FILTER_MERGE`) blocks append
-/// several chunks each, forced through `$STREAMTOPK_FILTER_ROUNDS`: a
-/// bound from a `BOUND` launch and the merge in the last block, and a
-/// sampled bound with a merge launch; blocks whose last chunks run past
-/// the row (fewer chunks than rounds), partial vectors.
+/// Filter plans whose appending blocks take several chunks each, forced
+/// through `$STREAMTOPK_FILTER_ROUNDS`: two passes (`FILTER` or
+/// `FILTER_MERGE`) with a bound from a `BOUND` launch and the merge in the
+/// last block, and with a sampled bound and a merge launch; one pass
+/// (`LOCAL`, each block's first chunk bounding the rest); blocks whose
+/// last chunks run past the row (fewer chunks than rounds), partial
+/// vectors.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn filter_rounds_on_every_distribution() {
     let (kernels, stream) = setup();
     // (Shapes that would otherwise run the cluster body.)
     let _no_cluster = EnvVar::set(streamtopk::plan::CLUSTER_ENV, "off");
-    for (rounds, batch, vocab, k) in [
-        (3, 67, 50304, 100),
-        (2, 67, 50311, 200),
-        (3, 24, 151936, 1024),
-        (4, 9, 262147, 300),
+    for (rounds, batch, vocab, k, single) in [
+        (3, 67, 50304, 100, false),
+        (2, 67, 50311, 200, false),
+        (3, 24, 151936, 1024, false),
+        (4, 9, 262147, 300, false),
+        (2, 67, 50311, 64, true),
+        (3, 70, 65541, 50, true),
+        (4, 9, 262147, 50, true),
     ] {
         let _forced = EnvVar::set(streamtopk::plan::FILTER_ROUNDS_ENV, &rounds.to_string());
         let config = TopKConfig::new(batch, vocab, k);
         let plan = *TopK::new(&kernels, config).unwrap().plan();
         assert!(
-            plan.filter && !plan.single_pass && plan.filter_rounds == rounds,
+            plan.filter && plan.single_pass == single && plan.filter_rounds == rounds,
             "bf16 {batch}x{vocab} k={k} planned {plan:?}"
         );
         for dist in ALL_DISTS {

@@ -423,7 +423,8 @@ impl Kernels {
         } else {
             TOPK_FILTER
         };
-        // FILTER and FILTER_MERGE blocks take `filter_rounds` chunks each.
+        // FILTER, FILTER_MERGE and LOCAL blocks take `filter_rounds` chunks
+        // each.
         let appenders = plan.chunks.div_ceil(plan.filter_rounds);
         let (blocks, threads, smem) = if !plan.filter {
             (plan.chunks, plan.threads, plan.smem())
@@ -431,7 +432,7 @@ impl Kernels {
             (appenders, plan.threads, plan.smem())
         } else if mode::is_merge(p.mode) {
             (1, plan.threads, plan.smem())
-        } else if p.mode == mode::FILTER {
+        } else if p.mode == mode::FILTER || p.mode == mode::LOCAL {
             (appenders, plan.threads, plan.filter_layout().bound_bytes)
         } else if p.mode == mode::SAMPLE {
             (1, SAMPLE_THREADS, plan.filter_layout().bound_bytes)

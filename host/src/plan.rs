@@ -176,6 +176,27 @@ pub fn filter_rounds(chunks: u32, max_batch: usize, slots: u32) -> u32 {
         .unwrap_or(1)
 }
 
+/// Chunks a single-pass (`LOCAL`) block appends, at most: the first
+/// chunk's bound bounds the others, which cost only their loads and
+/// appends (measured, BENCHMARKS.md v21: 256 x 262,144 k=50 0.0652 ms
+/// with one a block, 0.0553 with two, 0.0525 with three, 0.0523 with
+/// four; 256 x 128,256 0.0380 / 0.0342 / 0.0313 / 0.0340).
+pub const LOCAL_MAX_ROUNDS: u32 = 3;
+
+/// The chunks each block of a single-pass plan's `LOCAL` launch appends
+/// for `max_batch` rows of `chunks` chunks on a device of `slots`
+/// resident blocks: one where a chunk a block fits one wave of the slots
+/// (every block's bound then runs at once); else the fewest blocks a row
+/// of at most [`LOCAL_MAX_ROUNDS`] chunks each, their chunks spread evenly
+/// (128 x 50,304 k=50, four chunks a row: 0.0136 ms with one a block,
+/// 0.0125 with two, 0.0145 with three and one, v21).
+pub fn local_rounds(chunks: u32, max_batch: usize, slots: u32) -> u32 {
+    if max_batch as u64 * chunks as u64 <= slots as u64 {
+        return 1;
+    }
+    chunks.div_ceil(chunks.div_ceil(LOCAL_MAX_ROUNDS).max(1))
+}
+
 /// What a device allows a launch (from the driver; [`Limits::SM90`]
 /// without a device).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,8 +257,8 @@ pub struct Plan {
     /// block a row) sets each row's bound in place of the `BOUND` launch;
     /// 0: a `BOUND` launch.
     pub sample_rank: u32,
-    /// Chunks each block of a `FILTER` or `FILTER_MERGE` launch appends, one
-    /// after another (`TopKParams::rounds`; 1 elsewhere).
+    /// Chunks each block of a `FILTER`, `FILTER_MERGE` or `LOCAL` launch
+    /// appends, one after another (`TopKParams::rounds`; 1 elsewhere).
     pub filter_rounds: u32,
 }
 
@@ -388,8 +409,9 @@ impl Plan {
     /// count) and `chunks * k` at most [`FILTER_SINGLE_PASS_POOL`]; with a
     /// merge launch unless two passes with `k` at most
     /// [`FILTER_LAST_BLOCK_MAX_K`]; a sampled bound's appending blocks take
-    /// [`filter_rounds`] chunks each (`$STREAMTOPK_FILTER_ROUNDS` sets any
-    /// two-pass plan's) on `limits.sms` multiprocessors.
+    /// [`filter_rounds`] chunks each, a single pass's [`local_rounds`]
+    /// (`$STREAMTOPK_FILTER_ROUNDS` sets any plan's) on `limits.sms`
+    /// multiprocessors.
     pub fn filter(
         vocab: u32,
         k: u32,
@@ -435,8 +457,10 @@ impl Plan {
             merge_launch: single_pass || k > FILTER_LAST_BLOCK_MAX_K,
             sample_rank,
             filter_rounds: match std::env::var(FILTER_ROUNDS_ENV).ok() {
-                _ if single_pass => 1,
                 Some(v) if !v.is_empty() => v.trim().parse().ok().filter(|&r| r >= 1)?,
+                _ if single_pass => {
+                    local_rounds(plan.chunks, max_batch, limits.sms * FILTER_BLOCKS_PER_SM)
+                }
                 _ if sample_rank > 0 => {
                     filter_rounds(plan.chunks, max_batch, limits.sms * FILTER_BLOCKS_PER_SM)
                 }
@@ -464,7 +488,8 @@ impl Plan {
 
     /// The filter body's layout (of its appends and merge).
     pub fn filter_layout(&self) -> FilterLayout {
-        FilterLayout::new(self.k, if self.single_pass { self.chunks } else { 0 })
+        let local = if self.single_pass { self.chunks } else { 0 };
+        FilterLayout::new(self.k, local, self.filter_rounds)
     }
 
     /// Dynamic shared memory of a launch (the filter body's last).

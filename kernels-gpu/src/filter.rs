@@ -5,17 +5,18 @@
 //! Contract ([`TopKParams`]; launches `BOUND` or `SAMPLE`, then `FILTER`
 //! and `MERGE` or `FILTER_MERGE`; or `LOCAL`, `MERGE_LOCAL`, [`mode`]; the
 //! merges in kernels of their own, [`run_merge`]):
-//! - grid `(chunks, batch)` (merges and `SAMPLE`: `(1, batch)`; `FILTER`
-//!   and `FILTER_MERGE`: `(ceil(chunks / rounds), batch)`), block
+//! - grid `(chunks, batch)` (merges and `SAMPLE`: `(1, batch)`; `FILTER`,
+//!   `FILTER_MERGE` and `LOCAL`: `(ceil(chunks / rounds), batch)`), block
 //!   `threads` (multiple of 32, 256..=1024; `SAMPLE`:
 //!   [`crate::params::SAMPLE_THREADS`]); block `(c, r)` holds row `r`'s
 //!   chunk `c`, positions `[c * chunk_len, min(vocab, (c + 1) *
 //!   chunk_len))`, in registers (a [`Slice`]: `chunk_len` must
 //!   [`crate::params::cluster_fits`]); in a `FILTER` or `FILTER_MERGE`
-//!   launch, chunks `c * rounds ..` up to `rounds` of them, one at a time;
-//! - dynamic shared memory `FilterLayout::new(k, 0).bound_bytes` (launches
-//!   that merge: `.bytes`, of `FilterLayout::new(k, chunks)` for
-//!   `MERGE_LOCAL`);
+//!   or `LOCAL` launch, chunks `c * rounds ..` up to `rounds` of them, one
+//!   at a time;
+//! - dynamic shared memory `FilterLayout::new(k, 0, 1).bound_bytes`
+//!   (launches that merge: `.bytes`, of `FilterLayout::new(k, chunks,
+//!   rounds)` for `MERGE_LOCAL`);
 //! - `arrivals`: `[batch, filter_words::WORDS]` words, zero before the
 //!   first launch and after the last; `pool`: `[batch, pool]` sort words
 //!   (the layout's `pool`);
@@ -62,9 +63,12 @@
 //!    is the k-th of its threads' largest keys (at or below the row's k-th
 //!    key by itself), so each block keeps a little more than its own top k.
 //!    It writes them to a region of the pool of its own (`room` words: the
-//!    count, then up to `2k` or more words), counted in shared memory: no
-//!    global counter, whose atomic round trip and barriers each block
-//!    would wait for (BENCHMARKS.md v14). `MERGE_LOCAL` gathers the
+//!    count, then up to `2k` or more words a chunk), counted in shared
+//!    memory: no global counter, whose atomic round trip and barriers each
+//!    block would wait for (BENCHMARKS.md v14). A block of `rounds` chunks
+//!    bounds them all by its first chunk's bound (its own top k are at or
+//!    above it, so the row's are too): the later chunks cost their loads
+//!    and appends, no bound. `MERGE_LOCAL` gathers the
 //!    regions; a block with more than its region holds makes the row
 //!    overflow (3.: the exact select).
 
@@ -203,9 +207,11 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
         }
         return;
     }
-    // The chunks this block appends: one, or (`FILTER`, `FILTER_MERGE`)
-    // `p.rounds` in a row, each loaded after the one before is appended.
-    let rounds = if p.mode == mode::FILTER || p.mode == mode::FILTER_MERGE {
+    // The chunks this block appends: one, or (`FILTER`, `FILTER_MERGE`,
+    // `LOCAL`) `p.rounds` in a row, each loaded after the one before is
+    // appended.
+    let rounds = if p.mode == mode::FILTER || p.mode == mode::FILTER_MERGE || p.mode == mode::LOCAL
+    {
         p.rounds.max(1)
     } else {
         1
@@ -226,7 +232,7 @@ pub fn run_filter<E: Element, R: Rows<E>>(p: &TopKParams, layout: &FilterLayout,
 
     // 2.
     if p.mode == mode::LOCAL {
-        append_local(&slice, p, layout, first);
+        append_local(&slice, p, layout, first, first_chunk + 1..chunks);
         return;
     }
     let bound = !words.get_cg(at(BOUND));
@@ -310,7 +316,7 @@ fn append_chunk<E: Element>(
         ..TopKParams::default()
     };
     // A `FILTER` or `FILTER_MERGE` launch's layout.
-    let layout = FilterLayout::new(k, 0);
+    let layout = FilterLayout::new(k, 0, 1);
     append_pool(&load_chunk::<E>(&p, chunk), &p, &layout, first, bound);
 }
 
@@ -324,35 +330,121 @@ fn load_chunk<E: Element>(p: &TopKParams, chunk: u32) -> Slice<E> {
 }
 
 /// A `LOCAL` block's appends (4.): the sort words of its elements at or
-/// above its own bound (the k-th of its threads' largest keys) go to its
-/// own region of the row's pool, which starts at word `first` (block `c`:
-/// the `room` words from `first + c * room`, its count in the first, up to
-/// `room - 1` sort words after it), reserved on a shared-memory counter:
-/// no global atomic, no barrier to reserve. Block-wide.
+/// above its own bound (the k-th of its threads' largest keys in `slice`,
+/// its first chunk) go to its own region of the row's pool, which starts
+/// at word `first` (block `c`: the `room` words from `first + c * room`,
+/// its count in the first, up to `room - 1` sort words after it), and so
+/// do those of the row's chunks `rest` (loaded one at a time, at or above
+/// the same bound), each thread taking its slots with an atomic add on a
+/// shared counter (fewer instructions than a warp's reservation: 256 x
+/// 262,144 k=50 0.0525 ms against 0.0545, BENCHMARKS.md v21): no global
+/// atomic, no barrier to reserve. Block-wide.
 #[inline(always)]
-fn append_local<E: Element>(slice: &Slice<E>, p: &TopKParams, layout: &FilterLayout, first: u64) {
-    let pool = GlobalMut::<u64>::new(p.pool);
-    let room = layout.room;
-    let region = first + (block_idx_x() * room) as u64;
+fn append_local<E: Element>(
+    slice: &Slice<E>,
+    p: &TopKParams,
+    layout: &FilterLayout,
+    first: u64,
+    rest: core::ops::Range<u32>,
+) {
+    let region = first + (block_idx_x() * layout.room) as u64;
     let filled = Shared::<u32>::dynamic(layout.candidates);
     if thread_idx() == 0 {
         filled.set(0, 0);
     }
     // The bound's barriers order the reset before any append.
     let bound = broadcast(slice.bound(p.k, layout.maxima, 0));
-    slice.append_at_least(
-        bound,
-        |n| warp_slots(n, |n| warp_reserve(n, |n| filled.fetch_add(0, n))),
-        |slot, word| {
-            if slot + 1 < room {
-                pool.set(region + 1 + slot as u64, word);
-            }
-        },
-    );
+    let (pool, room) = (GlobalMut::<u64>::new(p.pool), layout.room);
+    LocalRegion {
+        pool,
+        region,
+        room,
+        filled,
+    }
+    .append(slice, bound);
+    for chunk in rest {
+        append_local_chunk::<E>(
+            p.input,
+            p.vocab,
+            p.chunk_len,
+            chunk,
+            p.pool,
+            region,
+            room,
+            layout.candidates,
+            bound,
+        );
+    }
     sync_threads();
     if thread_idx() == 0 {
         pool.set(region, filled.get(0) as u64);
     }
+}
+
+/// Where a `LOCAL` block appends: its region of the pool (`room` words
+/// from word `region`) and the region's fill counter in shared memory.
+#[derive(Clone, Copy)]
+struct LocalRegion {
+    pool: GlobalMut<u64>,
+    region: u64,
+    room: u32,
+    filled: Shared<u32>,
+}
+
+impl LocalRegion {
+    /// Appends the sort words of `slice`'s elements at or above `bound`
+    /// (past the region's room only counted). Every lane of the warp must
+    /// call it.
+    #[inline(always)]
+    fn append<E: Element>(self, slice: &Slice<E>, bound: u32) {
+        slice.append_at_least(
+            bound,
+            |n| {
+                if n > 0 {
+                    self.filled.fetch_add(0, n)
+                } else {
+                    0
+                }
+            },
+            |slot, word| {
+                if slot + 1 < self.room {
+                    self.pool.set(self.region + 1 + slot as u64, word);
+                }
+            },
+        );
+    }
+}
+
+/// [`LocalRegion::append`] of the row's chunk `chunk`, loaded here (the
+/// region's fields passed one by one, `filled` as its byte offset: an
+/// aggregate argument takes a stack frame): a call of its own, so the
+/// first chunk's registers are not held across it (as [`append_chunk`]).
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn append_local_chunk<E: Element>(
+    input: u64,
+    vocab: u32,
+    chunk_len: u32,
+    chunk: u32,
+    pool: u64,
+    region: u64,
+    room: u32,
+    filled: u32,
+    bound: u32,
+) {
+    let p = TopKParams {
+        input,
+        vocab,
+        chunk_len,
+        ..TopKParams::default()
+    };
+    let region = LocalRegion {
+        pool: GlobalMut::new(pool),
+        region,
+        room,
+        filled: Shared::dynamic(filled),
+    };
+    region.append(&load_chunk::<E>(&p, chunk), bound);
 }
 
 /// Pool words a merge thread loads at once from a `LOCAL` launch's regions.
@@ -368,7 +460,8 @@ const GATHER_LOADS: u32 = 8;
 fn gather_regions(p: &TopKParams, layout: &FilterLayout, first: u64) -> u32 {
     let pool = GlobalMut::<u64>::new(p.pool);
     let (room, step) = (layout.room, block_dim());
-    let slots = p.chunks * room;
+    let regions = p.chunks.div_ceil(p.rounds.max(1));
+    let slots = regions * room;
     let candidates = Shared::<u64>::dynamic(layout.candidates);
     let counts = Shared::<u32>::dynamic(layout.spare);
     let total = Scratch::new().word();
@@ -387,7 +480,7 @@ fn gather_regions(p: &TopKParams, layout: &FilterLayout, first: u64) -> u32 {
         total.set(0, 0);
     }
     let mut r = thread_idx();
-    while r < p.chunks {
+    while r < regions {
         counts.set(r, pool.get_cg(first + (r * room) as u64) as u32);
         r += step;
     }

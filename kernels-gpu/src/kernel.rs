@@ -192,7 +192,7 @@ macro_rules! kernels {
         #[no_mangle]
         pub extern "ptx-kernel" fn $topk_filter(p: TopKParams) {
             let local = if mode::is_local(p.mode) { p.chunks } else { 0 };
-            let layout = FilterLayout::new(p.k, local);
+            let layout = FilterLayout::new(p.k, local, p.rounds);
             run_filter::<$ty, _>(&p, &layout, &TopKOut::<$ty>::new(&p));
         }
 
@@ -204,7 +204,7 @@ macro_rules! kernels {
         #[no_mangle]
         pub extern "ptx-kernel" fn $topk_merge(p: TopKParams) {
             let local = if mode::is_local(p.mode) { p.chunks } else { 0 };
-            let layout = FilterLayout::new(p.k, local);
+            let layout = FilterLayout::new(p.k, local, p.rounds);
             run_merge::<$ty, _>(&p, &layout, &TopKOut::<$ty>::new(&p));
         }
 

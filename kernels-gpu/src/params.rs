@@ -66,9 +66,10 @@ pub struct TopKParams {
     /// Filter body, `SAMPLE` launch: the rank among its threads' sampled
     /// maxima that each row's block takes as the row's bound.
     pub sample_rank: u32,
-    /// Filter body, `FILTER` and `FILTER_MERGE` launches: the chunks each
-    /// block appends, one after another (its grid `ceil(chunks / rounds)`
-    /// blocks a row); 0 counts as 1.
+    /// Filter body, `FILTER`, `FILTER_MERGE` and `LOCAL` launches: the
+    /// chunks each block appends, one after another (its grid `ceil(chunks
+    /// / rounds)` blocks a row; a `LOCAL` block bounds them all by its
+    /// first chunk's bound); 0 counts as 1.
     pub rounds: u32,
 }
 
@@ -318,11 +319,12 @@ pub const LOCAL_MIN_ROOM: u32 = 32;
 /// `LOCAL` block's fill counter, all a `BOUND`, `FILTER` or `LOCAL` launch
 /// needs, `bound_bytes`), then for a merge the
 /// candidates and as many spare words for their sort (`capacity` each:
-/// `cluster_capacity(k)`, and after a `LOCAL` launch of `chunks` blocks a
-/// row at least `2 * chunks * k`, rounded up to a power of two: each block
-/// keeps a little more than its own top k). `pool`: the pool's words a
+/// `cluster_capacity(k)`, and after a `LOCAL` launch of `chunks` chunks a
+/// row at least `2 * chunks * k`, rounded up to a power of two: each chunk
+/// leaves a little more than its own top k). `pool`: the pool's words a
 /// row (`capacity`; after a `LOCAL` launch a region of `room` words a
-/// block, its count and up to `room - 1` sort words).
+/// block, its count and up to `room - 1` sort words, room for twice the
+/// top k of each of the block's `rounds` chunks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FilterLayout {
     pub maxima: u32,
@@ -336,25 +338,27 @@ pub struct FilterLayout {
 }
 
 impl FilterLayout {
-    /// The layout for a top `k`; `local_chunks`: the blocks of a row in a
-    /// `LOCAL` launch, else 0.
-    pub const fn new(k: u32, local_chunks: u32) -> FilterLayout {
+    /// The layout for a top `k`; `local_chunks`: the chunks of a row in a
+    /// `LOCAL` launch, else 0, `rounds` of them a block
+    /// ([`TopKParams::rounds`]; 0 counts as 1).
+    pub const fn new(k: u32, local_chunks: u32, rounds: u32) -> FilterLayout {
         let maxima = smem::HEADER_BYTES;
         let candidates = maxima + 4 * MAX_THREADS;
         let own = (2 * local_chunks * k).next_power_of_two();
         let capacity = cluster_capacity(k);
         let capacity = if own > capacity { own } else { capacity };
         let spare = candidates + 8 * capacity;
-        // Room for twice a block's own top k and its count, and for a few
-        // ties at the bound where k is small.
-        let room = (2 * k + 1).next_power_of_two();
+        // Room for twice the top k of each of a block's chunks and its
+        // count, and for a few ties at the bound where k is small.
+        let rounds = if rounds > 1 { rounds } else { 1 };
+        let room = (2 * k * rounds + 1).next_power_of_two();
         let room = if room < LOCAL_MIN_ROOM {
             LOCAL_MIN_ROOM
         } else {
             room
         };
         let pool = if local_chunks > 0 {
-            local_chunks * room
+            local_chunks.div_ceil(rounds) * room
         } else {
             capacity
         };
