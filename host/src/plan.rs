@@ -90,8 +90,14 @@ pub const FILTER_SINGLE_PASS_POOL: u32 = 1024;
 /// one-pass blocks append to regions of their own (v14) one pass measured
 /// faster than two at every size (33 x 50,304 k=50 0.0092 ms against
 /// 0.0102, 128 x 50,304 0.0134 / 0.0151, 64 x 128,256 0.0147 / 0.0155,
-/// 512 x 50,304 k=64 0.0396 / 0.0525; 64 x 65,536 and 48 x 262,144 even).
+/// 512 x 50,304 k=64 0.0396 / 0.0525; 64 x 65,536 and 48 x 262,144 even),
+/// and again with several chunks a block on both (v21: 256 x 262,144
+/// 0.0525 against 0.0606 sampled, 1024 x 50,304 0.0587 / 0.0809;
+/// [`SINGLE_PASS_ENV`] turns it off).
 pub const FILTER_SINGLE_PASS_MAX_K: u32 = 64;
+/// Environment variable that turns the single pass off (`off`: two
+/// passes wherever the plan would take one; sweeps).
+pub const SINGLE_PASS_ENV: &str = "STREAMTOPK_SINGLE_PASS";
 /// A two-pass filter plan for a `k` at most this sorts each row's pool in
 /// the row's last block of its `FILTER` launch (`FILTER_MERGE`); larger
 /// `k`, and every single-pass plan, in a `MERGE` launch of its own, so no
@@ -439,7 +445,8 @@ impl Plan {
             blocks(FILTER_VECTORS - 1)
         };
         let single_pass = k <= ranked.min(FILTER_SINGLE_PASS_MAX_K)
-            && ranking.chunks * k <= FILTER_SINGLE_PASS_POOL;
+            && ranking.chunks * k <= FILTER_SINGLE_PASS_POOL
+            && std::env::var(SINGLE_PASS_ENV).as_deref() != Ok("off");
         let bytes = max_batch as u64 * vocab as u64 * size as u64;
         let sampled = std::env::var(SAMPLE_ENV).as_deref() != Ok("off")
             && (k > FILTER_LAST_BLOCK_MAX_K || bytes > FILTER_SAMPLE_BYTES);
