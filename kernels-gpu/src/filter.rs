@@ -68,7 +68,9 @@
 //!    block would wait for (BENCHMARKS.md v14). A block of `rounds` chunks
 //!    bounds them all by its first chunk's bound (its own top k are at or
 //!    above it, so the row's are too): the later chunks cost their loads
-//!    and appends, no bound. `MERGE_LOCAL` gathers the
+//!    and appends, no bound; where they overflow the region (values rising
+//!    along the row), the block appends its chunks again, each later one
+//!    also under its own bound. `MERGE_LOCAL` gathers the
 //!    regions; a block with more than its region holds makes the row
 //!    overflow (3.: the exact select).
 
@@ -335,7 +337,8 @@ fn load_chunk<E: Element>(p: &TopKParams, chunk: u32) -> Slice<E> {
 /// at word `first` (block `c`: the `room` words from `first + c * room`,
 /// its count in the first, up to `room - 1` sort words after it), and so
 /// do those of the row's chunks `rest` (loaded one at a time, at or above
-/// the same bound), each thread taking its slots with an atomic add on a
+/// the same bound; where they overflow the region, again with each later
+/// chunk's own bound as well), each thread taking its slots with an atomic add on a
 /// shared counter (fewer instructions than a warp's reservation: 256 x
 /// 262,144 k=50 0.0525 ms against 0.0545, BENCHMARKS.md v21): no global
 /// atomic, no barrier to reserve. Block-wide.
@@ -362,7 +365,7 @@ fn append_local<E: Element>(
         filled,
     }
     .append(slice, bound);
-    for chunk in rest {
+    let chunk = |chunk: u32, own_k: u32| {
         append_local_chunk::<E>(
             p.input,
             p.vocab,
@@ -373,9 +376,29 @@ fn append_local<E: Element>(
             room,
             layout.candidates,
             bound,
-        );
+            own_k,
+        )
+    };
+    for c in rest.clone() {
+        chunk(c, 0);
     }
     sync_threads();
+    if !rest.is_empty() && filled.get(0) >= room {
+        // The later chunks overflowed the region (values rising along the
+        // row): again, each later chunk also under its own bound (the
+        // k-th of its threads' maxima; the larger of two bounds at or
+        // below the row's k-th key is one too).
+        sync_threads();
+        if thread_idx() == 0 {
+            filled.set(0, 0);
+        }
+        sync_threads();
+        chunk(rest.start - 1, 0);
+        for c in rest {
+            chunk(c, p.k);
+        }
+        sync_threads();
+    }
     if thread_idx() == 0 {
         pool.set(region, filled.get(0) as u64);
     }
@@ -415,10 +438,12 @@ impl LocalRegion {
     }
 }
 
-/// [`LocalRegion::append`] of the row's chunk `chunk`, loaded here (the
-/// region's fields passed one by one, `filled` as its byte offset: an
-/// aggregate argument takes a stack frame): a call of its own, so the
-/// first chunk's registers are not held across it (as [`append_chunk`]).
+/// [`LocalRegion::append`] of the row's chunk `chunk`, loaded here, at or
+/// above `bound` or (`own_k > 0`) the larger of it and the chunk's own
+/// `own_k`-th largest of its threads' maxima (the region's fields passed
+/// one by one, `filled` as its byte offset: an aggregate argument takes a
+/// stack frame): a call of its own, so the first chunk's registers are not
+/// held across it (as [`append_chunk`]). Block-wide.
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn append_local_chunk<E: Element>(
@@ -431,6 +456,7 @@ fn append_local_chunk<E: Element>(
     room: u32,
     filled: u32,
     bound: u32,
+    own_k: u32,
 ) {
     let p = TopKParams {
         input,
@@ -444,7 +470,15 @@ fn append_local_chunk<E: Element>(
         room,
         filled: Shared::dynamic(filled),
     };
-    region.append(&load_chunk::<E>(&p, chunk), bound);
+    let slice = load_chunk::<E>(&p, chunk);
+    let bound = if own_k > 0 {
+        // A `LOCAL` launch's layout puts the maxima where every one does.
+        let maxima = FilterLayout::new(own_k, 0, 1).maxima;
+        bound.max(broadcast(slice.bound(own_k, maxima, 0)))
+    } else {
+        bound
+    };
+    region.append(&slice, bound);
 }
 
 /// Pool words a merge thread loads at once from a `LOCAL` launch's regions.
